@@ -1,0 +1,134 @@
+"""refundkit: give money back correctly.
+
+Refund caps and quotes, exactly-once gateway refunds, customer-balance lots, a ledger and an
+event outbox, with gateways as pluggy plugins. Start with ``RefundKit.open()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    AmountNotRepresentable,
+    CardDataRefused,
+    ConfigurationError,
+    CurrencyMismatch,
+    GatewayAuthenticationError,
+    GatewayDeclined,
+    GatewayError,
+    GatewayPaymentNotFound,
+    GatewayRateLimited,
+    GatewayTimeout,
+    GatewayUnavailable,
+    IdempotencyConflict,
+    InsufficientBalance,
+    InsufficientRefundableBalance,
+    InvalidIdempotencyKey,
+    InvalidInput,
+    InvalidMoney,
+    NotFound,
+    PaymentExists,
+    PaymentNotFound,
+    PluginError,
+    RefundkitError,
+    RefundNotAllowed,
+    RefundNotFound,
+    RequestInProgress,
+    UnknownGateway,
+    WebhookVerificationError,
+)
+from ._gateway import (
+    Capabilities,
+    Gateway,
+    GatewayPayment,
+    GatewayRefundRequest,
+    GatewayRefundResult,
+    GatewayRefundUpdate,
+)
+from ._model import (
+    Card,
+    Destination,
+    Event,
+    JournalLine,
+    Limit,
+    Payment,
+    Quote,
+    Refund,
+    RefundStatus,
+)
+from ._money import Money
+from ._plugins import GatewayRegistry, PluginManager
+from ._policy import PolicyConfig, PolicyContext
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ._kit import BalanceLot, CustomerBalance, RecoveryReport, RefundKit
+
+# The facade pulls in SQLAlchemy; load it on first use so `refundkit --help` stays instant.
+_LAZY = {"BalanceLot", "CustomerBalance", "RecoveryReport", "RefundKit"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import _kit
+
+        return getattr(_kit, name)
+    raise AttributeError(f"module 'refundkit' has no attribute {name!r}")
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmountNotRepresentable",
+    "BalanceLot",
+    "Capabilities",
+    "Card",
+    "CardDataRefused",
+    "ConfigurationError",
+    "CurrencyMismatch",
+    "CustomerBalance",
+    "Destination",
+    "Event",
+    "Gateway",
+    "GatewayAuthenticationError",
+    "GatewayDeclined",
+    "GatewayError",
+    "GatewayPayment",
+    "GatewayPaymentNotFound",
+    "GatewayRateLimited",
+    "GatewayRefundRequest",
+    "GatewayRefundResult",
+    "GatewayRefundUpdate",
+    "GatewayRegistry",
+    "GatewayTimeout",
+    "GatewayUnavailable",
+    "IdempotencyConflict",
+    "InsufficientBalance",
+    "InsufficientRefundableBalance",
+    "InvalidIdempotencyKey",
+    "InvalidInput",
+    "InvalidMoney",
+    "JournalLine",
+    "Limit",
+    "Money",
+    "NotFound",
+    "Payment",
+    "PaymentExists",
+    "PaymentNotFound",
+    "PluginError",
+    "PluginManager",
+    "PolicyConfig",
+    "PolicyContext",
+    "Quote",
+    "RecoveryReport",
+    "Refund",
+    "RefundNotAllowed",
+    "RefundNotFound",
+    "RefundStatus",
+    "RefundKit",
+    "RefundkitError",
+    "RequestInProgress",
+    "UnknownGateway",
+    "WebhookVerificationError",
+    "__version__",
+    "hookimpl",
+]

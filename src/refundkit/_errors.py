@@ -1,0 +1,218 @@
+"""The error tree. Every error has a stable ``code`` that callers and the CLI can rely on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._model import Limit, Refund
+
+
+class RefundkitError(Exception):
+    """Base of every error refundkit raises on purpose."""
+
+    code: str = "refundkit_error"
+    #: True when the caller made the mistake (the CLI exits 2 for these).
+    user_error: bool = True
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+class InvalidInput(RefundkitError, ValueError):
+    """An argument has the wrong type or shape."""
+
+    code = "invalid_input"
+
+
+class InvalidMoney(InvalidInput):
+    """An amount or currency that cannot be money: floats, bools, bad strings, unknown codes."""
+
+    code = "invalid_money"
+
+
+class CurrencyMismatch(InvalidMoney):
+    """Two amounts in different currencies met (e.g. a USD refund of a EUR payment)."""
+
+    code = "currency_mismatch"
+
+
+class InvalidIdempotencyKey(InvalidInput):
+    code = "invalid_idempotency_key"
+
+
+class CardDataRefused(InvalidInput):
+    """A full card number, CVV or similar secret was offered; refundkit never stores it."""
+
+    code = "card_data_refused"
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+class NotFound(RefundkitError, LookupError):
+    code = "not_found"
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+
+
+class PaymentExists(RefundkitError):
+    """A payment with this id (or this gateway payment id) is already recorded differently."""
+
+    code = "payment_exists"
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+class RefundNotAllowed(RefundkitError):
+    """The policy refuses this refund; ``limits`` says which rules bind and why."""
+
+    code = "refund_not_allowed"
+
+    def __init__(self, message: str, limits: Sequence[Limit] = (), **details: Any) -> None:
+        super().__init__(message, **details)
+        self.limits = tuple(limits)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["limits"] = [limit.to_dict() for limit in self.limits]
+        return d
+
+
+class InsufficientRefundableBalance(RefundNotAllowed):
+    """The amount asked for exceeds what may still be refunded."""
+
+    code = "insufficient_refundable_balance"
+
+
+class IdempotencyConflict(RefundkitError):
+    """The idempotency key was used before with different parameters."""
+
+    code = "idempotency_conflict"
+
+
+class RequestInProgress(RefundkitError):
+    """A request with this idempotency key is still being executed; retry later."""
+
+    code = "request_in_progress"
+    user_error = False
+
+
+class InsufficientBalance(RefundkitError):
+    """The customer balance does not hold the amount asked for."""
+
+    code = "insufficient_balance"
+
+
+# --- gateways --------------------------------------------------------------------------------
+
+
+class GatewayError(RefundkitError):
+    """A gateway refused or failed. Plugins translate their SDK's errors into these."""
+
+    code = "gateway_error"
+    user_error = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        gateway_code: str | None = None,
+        refund: Refund | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.gateway_code = gateway_code
+        #: The failed refund as recorded, when the refusal came after a reservation.
+        self.refund = refund
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if self.gateway_code:
+            d["gateway_code"] = self.gateway_code
+        if self.refund is not None:
+            d["refund_id"] = self.refund.id
+        return d
+
+
+class GatewayDeclined(GatewayError):
+    """A definite refusal: nothing was refunded (e.g. already refunded, too large, disputed)."""
+
+    code = "gateway_declined"
+    user_error = True
+
+
+class GatewayAuthenticationError(GatewayError):
+    code = "gateway_authentication"
+
+
+class GatewayPaymentNotFound(GatewayError):
+    code = "gateway_payment_not_found"
+
+
+class GatewayRateLimited(GatewayError):
+    """The gateway asked us to slow down; the request was not applied."""
+
+    code = "gateway_rate_limited"
+
+
+class GatewayUnavailable(GatewayError):
+    """The request definitely did not take effect (connection refused, 5xx before effect)."""
+
+    code = "gateway_unavailable"
+
+
+class GatewayTimeout(GatewayError):
+    """The request may or may not have taken effect: the refund becomes ``unknown``."""
+
+    code = "gateway_timeout"
+
+
+class AmountNotRepresentable(InvalidMoney):
+    """A gateway cannot carry this amount in this currency (it is refused, never rounded)."""
+
+    code = "amount_not_representable"
+
+
+class WebhookVerificationError(RefundkitError):
+    """An inbound webhook is unsigned, wrongly signed, stale or malformed."""
+
+    code = "webhook_verification_failed"
+
+
+# --- configuration and plugins -------------------------------------------------------------
+
+
+class ConfigurationError(RefundkitError):
+    code = "configuration_error"
+
+
+class UnknownGateway(ConfigurationError):
+    code = "unknown_gateway"
+
+
+class PluginError(ConfigurationError):
+    code = "plugin_error"
+    user_error = False

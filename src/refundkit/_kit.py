@@ -1,0 +1,955 @@
+"""``RefundKit``: the facade a billing backend calls. One use case per method.
+
+A refund is three short transactions with the gateway call between them (R-2.1):
+
+1. *reserve* — payment row locked; idempotency check; quote from current state; the refund is
+   written ``reserved`` with a gateway key derived from its id; its amount is held at once.
+2. *submit* — marked ``submitted``, then the gateway is called outside any transaction.
+3. *confirm* — the outcome is applied with a conditional update (only from a state that may
+   move there), with its journal and outbox event in the same transaction.
+
+Whatever the gateway said is applied through ``_apply``; recovery and webhooks use it too, so a
+refund is journaled and announced once however many paths report its outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from . import _store as st
+from ._errors import (
+    CardDataRefused,
+    GatewayDeclined,
+    GatewayError,
+    GatewayRateLimited,
+    GatewayTimeout,
+    GatewayUnavailable,
+    IdempotencyConflict,
+    InsufficientBalance,
+    InvalidIdempotencyKey,
+    InvalidInput,
+    InvalidMoney,
+    PaymentExists,
+    PaymentNotFound,
+    RefundkitError,
+    RefundNotFound,
+    RequestInProgress,
+)
+from ._events import event_type_for, new_event_id, refund_event
+from ._gateway import Gateway, GatewayRefundRequest, GatewayRefundResult, GatewayRefundUpdate
+from ._ledger import refund_journal, reversal_journal
+from ._model import (
+    Card,
+    Destination,
+    Event,
+    JournalLine,
+    Payment,
+    Quote,
+    Refund,
+    RefundStatus,
+    check_id,
+)
+from ._money import Money
+from ._plugins import PluginManager
+from ._policy import PolicyConfig, PolicyContext, check_amount
+from ._policy import quote as make_quote
+
+log = logging.getLogger("refundkit")
+
+S = RefundStatus
+# Which states may move to each target. Every source of one target holds the same balance, so
+# the bookkeeping of a move depends only on the target.
+_FROM: dict[RefundStatus, tuple[str, ...]] = {
+    S.SUBMITTED: ("reserved",),
+    S.PENDING: ("reserved", "submitted", "unknown"),
+    S.UNKNOWN: ("reserved", "submitted"),
+    S.MANUAL_REVIEW: ("reserved", "submitted", "unknown", "pending"),
+    S.SUCCEEDED: ("reserved", "submitted", "unknown", "pending", "manual_review"),
+    S.FAILED: ("reserved", "submitted", "unknown", "pending", "manual_review"),
+    S.REVERSED: ("succeeded",),
+}
+
+#: Recovery schedule after an unknown outcome (modelled on Kill Bill's janitor).
+DEFAULT_RETRY_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(seconds=15),
+    timedelta(minutes=1),
+    timedelta(minutes=3),
+    timedelta(hours=1),
+    *(timedelta(days=1),) * 5,
+)
+
+_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)  # printable ASCII, no spaces
+_TEXT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
+_PAN_RE = re.compile(r"(?<![0-9])[0-9][0-9 .-]{11,21}[0-9](?![0-9])")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class RecoveryReport:
+    """What one ``recover()`` pass did, refund by refund."""
+
+    resolved: tuple[Refund, ...] = ()
+    still_unknown: tuple[Refund, ...] = ()
+    manual_review: tuple[Refund, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resolved": [r.to_dict() for r in self.resolved],
+            "still_unknown": [r.to_dict() for r in self.still_unknown],
+            "manual_review": [r.to_dict() for r in self.manual_review],
+        }
+
+
+@attrs.frozen
+class BalanceLot:
+    id: str
+    amount: Money
+    remaining: Money
+    funding_payment_id: str | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "currency": self.amount.currency,
+            "amount": self.amount.amount,
+            "remaining": self.remaining.amount,
+            "funding_payment_id": self.funding_payment_id,
+        }
+
+
+@attrs.frozen
+class CustomerBalance:
+    customer_id: str
+    totals: dict[str, Money]
+    lots: tuple[BalanceLot, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "totals": {c: m.amount for c, m in self.totals.items()},
+            "lots": [lot.to_dict() for lot in self.lots],
+        }
+
+
+class RefundKit:
+    """Refunds done right: caps, exactly-once gateway calls, ledger and events."""
+
+    def __init__(
+        self,
+        store: st.Store,
+        *,
+        plugins: PluginManager,
+        gateways: Mapping[str, Mapping[str, Any]] | None = None,
+        policy: PolicyConfig | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        submit_retries: int = 2,
+        retry_backoff: float = 0.2,
+        in_flight_timeout: timedelta = timedelta(minutes=2),
+        retry_schedule: Sequence[timedelta] = DEFAULT_RETRY_SCHEDULE,
+    ) -> None:
+        self.store = store
+        self.plugins = plugins
+        self.policy = policy or PolicyConfig()
+        self.clock = clock
+        self.submit_retries = submit_retries
+        self.retry_backoff = retry_backoff
+        self.in_flight_timeout = in_flight_timeout
+        self.retry_schedule = tuple(retry_schedule)
+        self._gateway_config = {k: dict(v) for k, v in (gateways or {}).items()}
+        self._gateways: dict[str, Gateway] = {}
+        self._rules = plugins.policy_rules()
+        self._listeners = plugins.has_event_listeners()
+        #: Named crash points for tests (R-2.2): called with "reserved", "submitted",
+        #: "gateway_returned" and "confirmed".
+        self._checkpoint: Callable[[str], None] = lambda _name: None
+
+    # --- opening and closing ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str | Engine = "sqlite:///refundkit.db",
+        *,
+        gateways: Mapping[str, Mapping[str, Any]] | None = None,
+        plugins: Iterable[object] = (),
+        autoload: bool | None = None,
+        **options: Any,
+    ) -> RefundKit:
+        """Open (and create or upgrade) a store. ``url`` may be a host's SQLAlchemy Engine."""
+        engine = url if isinstance(url, Engine) else st.create_engine(url)
+        store = st.Store(engine)
+        store.migrate()
+        pm = PluginManager(autoload=autoload, plugins=plugins)
+        return cls(store, plugins=pm, gateways=gateways, **options)
+
+    def close(self) -> None:
+        for gw in self._gateways.values():
+            gw.close()
+        self._gateways.clear()
+        self.store.dispose()
+
+    def __enter__(self) -> RefundKit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<RefundKit store={self.store.url.render_as_string(hide_password=True)!r}>"
+
+    # --- gateways ---------------------------------------------------------------------------
+
+    def gateway(self, name: str) -> Gateway:
+        """The configured gateway instance (created on first use)."""
+        gw = self._gateways.get(name)
+        if gw is None:
+            cls = self.plugins.gateways.get(name)
+            gw = cls(self._gateway_defaults(name) | self._gateway_config.get(name, {}))
+            self._gateways[name] = gw
+        return gw
+
+    def gateway_names(self) -> list[str]:
+        return list(self.plugins.gateways)
+
+    def _gateway_defaults(self, name: str) -> dict[str, Any]:
+        if name != "sandbox":
+            return {}
+        # The sandbox keeps its state next to the store, like a remote gateway would elsewhere.
+        db = self.store.url.database if self.store.is_sqlite else None
+        path = ":memory:" if not db or db == ":memory:" else str(Path(db).with_suffix("")) + (
+            ".sandbox.db"
+        )
+        return {"path": path, "clock": self.clock}
+
+    # --- payments ---------------------------------------------------------------------------
+
+    def record_payment(
+        self,
+        *,
+        id: str,
+        customer_id: str,
+        amount: Money,
+        gateway: str,
+        gateway_payment_id: str,
+        destination: Destination | str = Destination.INVOICE,
+        card: Card | Mapping[str, Any] | None = None,
+        captured_at: datetime | None = None,
+        invoice_id: str | None = None,
+        disputed: bool = False,
+        settled: bool = True,
+    ) -> Payment:
+        """Record a captured payment. Recording the same payment again returns it."""
+        payment = Payment(
+            id=check_id(id, "payment id"),
+            customer_id=check_id(customer_id, "customer id"),
+            amount=_check_money(amount, "amount"),
+            gateway=check_id(gateway, "gateway"),
+            gateway_payment_id=check_id(gateway_payment_id, "gateway payment id"),
+            destination=_check_destination(destination),
+            captured_at=_check_time(captured_at) if captured_at else self.clock(),
+            card=_check_card(card),
+            invoice_id=check_id(invoice_id, "invoice id") if invoice_id is not None else None,
+            disputed=bool(disputed),
+            settled=bool(settled),
+        )
+        if payment.amount.amount <= 0:
+            raise InvalidMoney("a payment amount must be greater than zero")
+        gw = self.gateway(payment.gateway)
+        with self.store.read() as conn:
+            existing = st.get_payment(conn, payment.id)
+        if existing is not None:
+            return self._same_payment(existing, payment)
+        known = gw.register_payment(payment)
+        if known is not None and payment.card is None and known.card is not None:
+            payment = attrs.evolve(payment, card=known.card)
+        now = self.clock()
+        try:
+            with self.store.write() as conn:
+                conn.execute(st.payments.insert(), st.payment_values(payment, now))
+                if payment.destination is Destination.CUSTOMER_BALANCE:
+                    st.insert_lot(conn, _lot_values(payment, now))
+        except sa.exc.IntegrityError:
+            with self.store.read() as conn:
+                existing = st.get_payment(conn, payment.id)
+            if existing is None:
+                raise PaymentExists(
+                    f"{payment.gateway} payment {payment.gateway_payment_id} is already "
+                    "recorded under another payment id"
+                ) from None
+            return self._same_payment(existing, payment)
+        return self.payment(payment.id)
+
+    @staticmethod
+    def _same_payment(existing: Payment, new: Payment) -> Payment:
+        fields = ("customer_id", "amount", "gateway", "gateway_payment_id", "destination")
+        if any(getattr(existing, f) != getattr(new, f) for f in fields):
+            raise PaymentExists(f"payment {new.id} is already recorded with other details")
+        return existing
+
+    def payment(self, payment_id: str) -> Payment:
+        with self.store.read() as conn:
+            p = st.get_payment(conn, check_id(payment_id, "payment id"))
+        if p is None:
+            raise PaymentNotFound(f"no payment {payment_id!r}")
+        return p
+
+    def payments(self, customer_id: str | None = None) -> list[Payment]:
+        with self.store.read() as conn:
+            return st.list_payments(conn, customer_id)
+
+    # --- quotes -----------------------------------------------------------------------------
+
+    def quote(self, payment_id: str) -> Quote:
+        """What a refund of this payment may be now, and the limits that bind."""
+        check_id(payment_id, "payment id")
+        with self.store.read() as conn:
+            payment = st.get_payment(conn, payment_id)
+            if payment is None:
+                raise PaymentNotFound(f"no payment {payment_id!r}")
+            ctx, _ = self._context(conn, payment)
+        return make_quote(ctx, self._rules)
+
+    def _context(self, conn: Connection, payment: Payment) -> tuple[PolicyContext, int]:
+        count, unknown = st.refund_stats(conn, payment.id)
+        remaining = spent = None
+        spent_on: tuple[str, ...] = ()
+        if payment.destination is Destination.CUSTOMER_BALANCE:
+            lot = st.lot_for_payment(conn, payment.id)
+            if lot is not None:
+                cur = payment.amount.currency
+                remaining = Money(lot["remaining"], cur)
+                # What left the lot other than through this payment's own refunds.
+                spent_amount = lot["amount"] - lot["remaining"] - payment.held.amount  # type: ignore[union-attr]
+                if spent_amount > 0:
+                    spent = Money(spent_amount, cur)
+                    spent_on = tuple(st.lot_spent_on(conn, lot["id"]))
+        ctx = PolicyContext(
+            payment=payment,
+            held=payment.held or Money.zero(payment.amount.currency),
+            refund_count=count,
+            capabilities=self.gateway(payment.gateway).capabilities,
+            config=self.policy,
+            now=self.clock(),
+            balance_remaining=remaining,
+            balance_spent=spent,
+            balance_spent_on=spent_on,
+        )
+        return ctx, unknown
+
+    # --- refunds ----------------------------------------------------------------------------
+
+    def refund(
+        self,
+        payment_id: str,
+        amount: Money | None = None,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> Refund:
+        """Refund ``amount`` (default: the quote's default amount) exactly once.
+
+        Returns the refund (``succeeded``, ``pending``, or ``unknown`` when the gateway's answer
+        was lost; ``recover()`` settles those). Raises a ``RefundkitError`` when the policy or
+        the gateway refuses; a gateway refusal is kept as a ``failed`` refund (``error.refund``).
+        """
+        check_id(payment_id, "payment id")
+        if amount is not None:
+            _check_money(amount, "amount")
+        reason = _check_text(reason, "reason")
+        actor = _check_text(actor, "actor")
+        if idempotency_key is not None and (
+            type(idempotency_key) is not str or not _KEY_RE.fullmatch(idempotency_key)
+        ):
+            raise InvalidIdempotencyKey(
+                "an idempotency key is 1-255 printable ASCII characters without spaces"
+            )
+        fingerprint = "|".join(
+            [payment_id, str(amount.amount) if amount else "default",
+             amount.currency if amount else "", reason or ""]
+        )
+        args = (payment_id, amount, reason, idempotency_key, actor, fingerprint)
+        reserved = self._reserve(*args)
+        if reserved is True:
+            # R-2.9: refunds in doubt on this payment are looked up before a new one is
+            # computed; whatever stays unknown still counts against the cap.
+            self.recover(payment_id=payment_id, force=True)
+            reserved = self._reserve(*args, ignore_unknown=True)
+        assert isinstance(reserved, Refund)
+        return reserved
+
+    def _reserve(
+        self,
+        payment_id: str,
+        amount: Money | None,
+        reason: str | None,
+        key: str | None,
+        actor: str | None,
+        fingerprint: str,
+        *,
+        ignore_unknown: bool = False,
+    ) -> Refund | bool:
+        """Reserve and run the refund; True means "recover the payment's unknowns first"."""
+        now = self.clock()
+        try:
+            with self.store.write() as conn:
+                if key is not None:
+                    found = st.refund_by_key(conn, key)
+                    if found is not None:
+                        return self._replay(*found, fingerprint)
+                payment = st.get_payment(conn, payment_id, lock=True)
+                if payment is None:
+                    raise PaymentNotFound(f"no payment {payment_id!r}")
+                ctx, unknown = self._context(conn, payment)
+                if unknown and not ignore_unknown:
+                    return True
+                q = make_quote(ctx, self._rules)
+                amt = amount if amount is not None else q.default_amount
+                check_amount(q, amt)
+                gw = self.gateway(payment.gateway)
+                gw.to_gateway_amount(amt)  # unrepresentable amounts are refused before writing
+                refund = _new_refund(payment, amt, reason, actor, key, now)
+                st.insert_refund(conn, _refund_values(refund, fingerprint, void=q.full_only and
+                                                      not payment.settled))
+                st.add_held(conn, payment.id, amt.amount)
+                if payment.destination is Destination.CUSTOMER_BALANCE:
+                    lot = st.lot_for_payment(conn, payment.id)
+                    if lot is not None:
+                        st.move_lot(conn, lot["id"], -amt.amount, kind="refund", now=now,
+                                    refund_id=refund.id)
+        except sa.exc.IntegrityError:
+            # A concurrent request with the same key won the insert: replay it (R-1.1).
+            if key is None:
+                raise
+            with self.store.read() as conn:
+                found = st.refund_by_key(conn, key)
+            if found is None:
+                raise
+            return self._replay(*found, fingerprint)
+        self._checkpoint("reserved")
+        return self._submit(refund, payment, void=q.full_only and not payment.settled)
+
+    def _replay(self, refund: Refund, stored_fingerprint: str, fingerprint: str) -> Refund:
+        """Same key: the stored outcome, or a conflict if the parameters differ (R-1.2, R-1.3)."""
+        if stored_fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                f"idempotency key {refund.idempotency_key!r} was used for a different refund "
+                f"({refund.amount} of {refund.payment_id}); use a new key"
+            )
+        if refund.status in (S.RESERVED, S.SUBMITTED) and (
+            self.clock() - refund.updated_at < self.in_flight_timeout
+        ):
+            raise RequestInProgress(f"refund {refund.id} is still being executed; retry shortly")
+        if refund.status is S.FAILED:
+            raise GatewayDeclined(
+                refund.failure_message or "the gateway declined this refund",
+                gateway_code=refund.failure_code,
+                refund=refund,
+            )
+        return refund
+
+    def _submit(self, refund: Refund, payment: Payment, *, void: bool = False) -> Refund:
+        # Advisory mark, written without an fsync: recovery treats a stale "reserved" refund
+        # exactly like a "submitted" one (it looks it up before anything else).
+        with self.store.write(durable=False) as conn:
+            st.transition_refund(conn, refund.id, _FROM[S.SUBMITTED],
+                                 {"status": "submitted", "updated_at": self.clock()})
+        refund = attrs.evolve(refund, status=S.SUBMITTED)
+        self._checkpoint("submitted")
+        gw = self.gateway(payment.gateway)
+        request = _request(refund, payment, void)
+        try:
+            result = self._call_gateway(gw, request)
+        except GatewayTimeout as exc:
+            self._checkpoint("gateway_returned")
+            return self._mark_unknown(refund, payment, str(exc))
+        except (GatewayDeclined, GatewayRateLimited, GatewayUnavailable, GatewayError,
+                InvalidMoney) as exc:
+            # A definite refusal: nothing was refunded, the reservation is released.
+            self._checkpoint("gateway_returned")
+            code = getattr(exc, "gateway_code", None) or exc.code
+            applied = self._apply(refund, payment, S.FAILED, failure_code=code,
+                                  failure_message=str(exc),
+                                  forget_key=not isinstance(exc, GatewayDeclined))
+            if isinstance(exc, GatewayError):
+                exc.refund = applied
+            raise
+        except Exception as exc:
+            # A plugin bug: we cannot know whether the refund happened, so hold it as unknown.
+            self._checkpoint("gateway_returned")
+            log.exception("gateway %s raised an unexpected error", gw.name)
+            held = self._mark_unknown(refund, payment, f"{type(exc).__name__}: {exc}")
+            raise GatewayError(
+                f"gateway {gw.name} failed unexpectedly; refund {refund.id} is unknown "
+                "until recover() looks it up", refund=held
+            ) from exc
+        self._checkpoint("gateway_returned")
+        applied = self._apply_result(refund, payment, result)
+        self._checkpoint("confirmed")
+        return applied
+
+    def _call_gateway(self, gw: Gateway, request: GatewayRefundRequest) -> GatewayRefundResult:
+        """Call the gateway; retry (same key) only errors that certainly had no effect."""
+        for attempt in range(self.submit_retries + 1):
+            try:
+                return gw.refund(request)
+            except (GatewayRateLimited, GatewayUnavailable):
+                if attempt == self.submit_retries:
+                    raise
+                time.sleep(self.retry_backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_result(self, refund: Refund, payment: Payment,
+                      result: GatewayRefundResult) -> Refund:
+        if result.amount is not None and result.amount != refund.amount:
+            # The gateway refunded something else than we asked: a person must look (DESIGN).
+            return self._apply(
+                refund, payment, S.MANUAL_REVIEW, gateway_refund_id=result.gateway_refund_id,
+                failure_code="amount_mismatch",
+                failure_message=f"gateway reported {result.amount}, we asked {refund.amount}",
+            )
+        return self._apply(
+            refund,
+            payment,
+            S(result.status),
+            gateway_refund_id=result.gateway_refund_id,
+            failure_code=result.failure_code,
+            failure_message=result.failure_message,
+        )
+
+    def _mark_unknown(self, refund: Refund, payment: Payment, why: str) -> Refund:
+        return self._apply(
+            refund, payment, S.UNKNOWN, failure_code="timeout", failure_message=why,
+            next_attempt_at=self.clock() + self.retry_schedule[0] if self.retry_schedule
+            else None,
+        )
+
+    def _apply(
+        self,
+        refund: Refund,
+        payment: Payment,
+        to: RefundStatus,
+        *,
+        gateway_refund_id: str | None = None,
+        failure_code: str | None = None,
+        failure_message: str | None = None,
+        forget_key: bool = False,
+        next_attempt_at: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Refund:
+        """Move ``refund`` to ``to`` with its bookkeeping, once (confirm, recovery, webhooks)."""
+        now = self.clock()
+        values: dict[str, Any] = {"status": to.value, "updated_at": now}
+        if gateway_refund_id:
+            values["gateway_refund_id"] = gateway_refund_id
+        if to in (S.FAILED, S.UNKNOWN, S.MANUAL_REVIEW, S.REVERSED) or failure_code:
+            values["failure_code"] = failure_code
+            values["failure_message"] = failure_message
+        if forget_key:
+            # Not applied at the gateway: the caller may retry with the same key later.
+            values["idempotency_key"] = None
+        values["next_attempt_at"] = next_attempt_at
+        if extra:
+            values.update(extra)
+        with self.store.write() as conn:
+            if not st.transition_refund(conn, refund.id, _FROM[to], values):
+                current = st.get_refund(conn, refund.id)
+                if current is None:  # pragma: no cover - refunds are never deleted
+                    raise RefundNotFound(f"no refund {refund.id!r}")
+                if current.status is not to:
+                    log.info("refund %s is %s; not moving it to %s", refund.id, current.status,
+                             to)
+                return current
+            updated = attrs.evolve(
+                refund,
+                status=to,
+                updated_at=now,
+                gateway_refund_id=gateway_refund_id or refund.gateway_refund_id,
+                failure_code=values.get("failure_code", refund.failure_code),
+                failure_message=values.get("failure_message", refund.failure_message),
+                idempotency_key=None if forget_key else refund.idempotency_key,
+            )
+            payment = self._book(conn, updated, payment, to, now)
+            etype = event_type_for(to)
+            if etype is not None:
+                st.insert_event(conn, refund_event(etype, updated, payment, now,
+                                                   event_id=new_event_id()), updated.id)
+        if etype is not None and self._listeners:
+            self.dispatch_events()
+        return updated
+
+    def _book(self, conn: Connection, refund: Refund, payment: Payment, to: RefundStatus,
+              now: datetime) -> Payment:
+        """Balances and journal for a move to ``to``; returns the payment as it now stands."""
+        amt = refund.amount.amount
+        cur = refund.amount.currency
+        if to is S.SUCCEEDED:
+            refunded = st.add_refunded(conn, payment.id, amt)
+            st.insert_journal(conn, refund_journal(refund, payment, now))
+            return attrs.evolve(payment, refunded=Money(refunded, cur))
+        if to in (S.FAILED, S.REVERSED):
+            reversed_ = to is S.REVERSED
+            refunded = st.add_refunded(conn, payment.id, -amt if reversed_ else 0, -amt)
+            if reversed_:
+                st.insert_journal(conn, reversal_journal(refund, payment, now))
+            if payment.destination is Destination.CUSTOMER_BALANCE:
+                lot = st.lot_for_payment(conn, payment.id)
+                if lot is not None:
+                    st.move_lot(conn, lot["id"], amt, kind=f"refund_{to.value}", now=now,
+                                refund_id=refund.id)
+            return attrs.evolve(payment, refunded=Money(refunded, cur))
+        return payment
+
+    # --- recovery ---------------------------------------------------------------------------
+
+    def recover(self, payment_id: str | None = None, *, force: bool = False) -> RecoveryReport:
+        """Settle refunds whose outcome is not known, by looking them up at their gateway.
+
+        Never sends a refund blindly: a refund is re-sent (with its original key) only when
+        the lookup finds nothing and the gateway's idempotency window still covers the key.
+        After the last attempt of the schedule a refund goes to ``manual_review``.
+        """
+        now = self.clock()
+        with self.store.read() as conn:
+            candidates = st.list_refunds(
+                conn, payment_id=payment_id,
+                statuses=["reserved", "submitted", "unknown", "pending"],
+            )
+        resolved: list[Refund] = []
+        unknown: list[Refund] = []
+        review: list[Refund] = []
+        for refund in candidates:
+            if not force and not self._due(refund, now):
+                continue
+            outcome = self._recover_one(refund, now)
+            if outcome.status is S.MANUAL_REVIEW:
+                review.append(outcome)
+            elif outcome.status.in_flight and outcome.status is not S.PENDING:
+                unknown.append(outcome)
+            elif outcome.status is not refund.status or outcome.status.final:
+                resolved.append(outcome)
+        self.dispatch_events()
+        return RecoveryReport(tuple(resolved), tuple(unknown), tuple(review))
+
+    def _due(self, refund: Refund, now: datetime) -> bool:
+        if refund.status in (S.RESERVED, S.SUBMITTED):
+            return now - refund.updated_at >= self.in_flight_timeout
+        with self.store.read() as conn:
+            nxt = conn.execute(
+                sa.select(st.refunds.c.next_attempt_at).where(st.refunds.c.id == refund.id)
+            ).scalar()
+        return nxt is None or nxt <= now
+
+    def _recover_one(self, refund: Refund, now: datetime) -> Refund:
+        payment = self.payment(refund.payment_id)
+        gw = self.gateway(refund.gateway)
+        with self.store.read() as conn:
+            void = st.refund_is_void(conn, refund.id)
+        request = _request(refund, payment, void)
+        try:
+            found = gw.lookup_refund(request) if gw.capabilities.lookup else None
+        except RefundkitError as exc:
+            return self._schedule_retry(refund, payment, f"lookup failed: {exc}")
+        if found is not None:
+            return self._apply_result(refund, payment, found)
+        fresh = now - refund.updated_at < self.in_flight_timeout
+        if fresh:
+            return refund  # another worker may still be sending it: only a found result counts
+        if refund.status is S.RESERVED:
+            return self._apply(refund, payment, S.FAILED, failure_code="not_submitted",
+                               failure_message="the refund never reached the gateway")
+        if refund.status is S.PENDING:
+            return self._schedule_retry(refund, payment, "pending refund not found by lookup")
+        window = gw.capabilities.idempotency_window_hours
+        if gw.capabilities.idempotency_keys and (
+            window is None or now - refund.created_at < timedelta(hours=window)
+        ):
+            # Same key, inside the gateway's window: the gateway deduplicates it (R-1.4).
+            try:
+                result = gw.refund(request)
+            except GatewayTimeout as exc:
+                return self._schedule_retry(refund, payment, str(exc))
+            except GatewayDeclined as exc:
+                return self._apply(refund, payment, S.FAILED,
+                                   failure_code=exc.gateway_code or exc.code,
+                                   failure_message=str(exc))
+            except RefundkitError as exc:
+                return self._schedule_retry(refund, payment, str(exc))
+            return self._apply_result(refund, payment, result)
+        return self._schedule_retry(refund, payment, "not found at the gateway")
+
+    def _schedule_retry(self, refund: Refund, payment: Payment, why: str) -> Refund:
+        attempts = refund.attempts + 1
+        if attempts >= len(self.retry_schedule):
+            return self._apply(refund, payment, S.MANUAL_REVIEW, failure_code="unresolved",
+                               failure_message=why, extra={"attempts": attempts})
+        target = S.UNKNOWN if refund.status in (S.RESERVED, S.SUBMITTED) else refund.status
+        nxt = self.clock() + self.retry_schedule[attempts]
+        if target is refund.status:
+            with self.store.write() as conn:
+                st.update_refund(conn, refund.id, {"attempts": attempts, "next_attempt_at": nxt,
+                                                   "failure_message": why})
+            return attrs.evolve(refund, attempts=attempts, failure_message=why)
+        return self._apply(refund, payment, target, failure_code="timeout", failure_message=why,
+                           next_attempt_at=nxt, extra={"attempts": attempts})
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    def handle_gateway_webhook(
+        self, gateway: str, headers: Mapping[str, str], body: bytes
+    ) -> list[Refund]:
+        """Verify and apply a gateway's webhook; duplicates and stale updates change nothing."""
+        gw = self.gateway(gateway)
+        applied: list[Refund] = []
+        for update in gw.parse_webhook(headers, body):
+            refund = self._find_update_target(gateway, update)
+            if refund is None:
+                log.warning("webhook from %s for a refund refundkit does not know: %s",
+                            gateway, update.gateway_refund_id or update.refund_id)
+                continue
+            payment = self.payment(refund.payment_id)
+            result = GatewayRefundResult(update.status, update.gateway_refund_id, update.amount,
+                                         update.failure_code)
+            applied.append(self._apply_result(refund, payment, result))
+        return applied
+
+    def _find_update_target(self, gateway: str, update: GatewayRefundUpdate) -> Refund | None:
+        with self.store.read() as conn:
+            if update.refund_id:
+                refund = st.get_refund(conn, update.refund_id)
+                if refund is not None and refund.gateway == gateway:
+                    return refund
+            if update.gateway_refund_id:
+                return st.refund_by_gateway_id(conn, gateway, update.gateway_refund_id)
+        return None
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get_refund(self, refund_id: str) -> Refund:
+        with self.store.read() as conn:
+            refund = st.get_refund(conn, check_id(refund_id, "refund id"))
+        if refund is None:
+            raise RefundNotFound(f"no refund {refund_id!r}")
+        return refund
+
+    def refunds(self, payment_id: str | None = None, *, status: str | None = None) -> list[Refund]:
+        statuses = [RefundStatus(status).value] if status else None
+        with self.store.read() as conn:
+            return st.list_refunds(conn, payment_id=payment_id, statuses=statuses)
+
+    def events(self, after: str | int | None = None, *, limit: int | None = None,
+               refund_id: str | None = None) -> list[Event]:
+        """Outbox events, oldest first; ``after`` is an event id or sequence number."""
+        with self.store.read() as conn:
+            seq = 0
+            if isinstance(after, str):
+                found = st.event_seq(conn, after)
+                if found is None:
+                    raise InvalidInput(f"no event {after!r}")
+                seq = found
+            elif isinstance(after, int):
+                seq = after
+            return st.list_events(conn, after_seq=seq, limit=limit, refund_id=refund_id)
+
+    def journal(self, refund_id: str | None = None) -> list[JournalLine]:
+        with self.store.read() as conn:
+            return st.list_journal(conn, refund_id)
+
+    def dispatch_events(self) -> int:
+        """Hand undelivered outbox events to ``refundkit_on_event`` listeners (at least once)."""
+        if not self._listeners:
+            return 0
+        with self.store.read() as conn:
+            pending = st.list_events(conn, undispatched=True, limit=500)
+        done: list[int] = []
+        for ev in pending:
+            try:
+                self.plugins.on_event(ev.to_dict())
+            except Exception:
+                log.exception("an event listener failed on %s; it will be offered again", ev.id)
+                break
+            done.append(ev.seq)
+        if done:
+            with self.store.write() as conn:
+                st.mark_dispatched(conn, done, self.clock())
+        return len(done)
+
+    # --- customer balance -------------------------------------------------------------------
+
+    def balance(self, customer_id: str) -> CustomerBalance:
+        """The customer's balance per currency, lot by lot with the payment that funded it."""
+        with self.store.read() as conn:
+            rows = st.customer_lots(conn, check_id(customer_id, "customer id"))
+        lots = tuple(
+            BalanceLot(r["id"], Money(r["amount"], r["currency"]),
+                       Money(r["remaining"], r["currency"]), r["funding_payment_id"],
+                       r["created_at"])
+            for r in rows
+        )
+        totals: dict[str, Money] = {}
+        for lot in lots:
+            totals[lot.remaining.currency] = totals.get(
+                lot.remaining.currency, Money.zero(lot.remaining.currency)) + lot.remaining
+        return CustomerBalance(customer_id, totals, lots)
+
+    def redeem_balance(self, customer_id: str, amount: Money, *, reference: str) -> Money:
+        """Spend ``amount`` of the customer's balance (oldest lots first); returns what is left."""
+        check_id(customer_id, "customer id")
+        _check_money(amount, "amount")
+        check_id(reference, "reference")
+        if amount.amount <= 0:
+            raise InvalidMoney("a redemption must be greater than zero")
+        now = self.clock()
+        with self.store.write() as conn:
+            lots = [r for r in st.customer_lots(conn, customer_id)
+                    if r["currency"] == amount.currency and r["remaining"] > 0]
+            available = sum(r["remaining"] for r in lots)
+            if available < amount.amount:
+                raise InsufficientBalance(
+                    f"the customer's balance holds {Money(available, amount.currency)}, "
+                    f"less than {amount}"
+                )
+            left = amount.amount
+            for lot in lots:
+                take = min(left, lot["remaining"])
+                st.move_lot(conn, lot["id"], -take, kind="redemption", now=now,
+                            reference=reference)
+                left -= take
+                if not left:
+                    break
+        return Money(available - amount.amount, amount.currency)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _check_money(value: object, what: str) -> Money:
+    if not isinstance(value, Money):
+        raise InvalidMoney(
+            f"{what} must be refundkit.Money (e.g. Money.parse('12.34', 'USD')), "
+            f"not {type(value).__name__}"
+        )
+    return value
+
+
+def _check_text(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not str or not _TEXT_RE.fullmatch(value):
+        raise InvalidInput(f"{what} must be 1-200 characters without control characters")
+    if _PAN_RE.search(value):
+        raise CardDataRefused(f"{what} looks like it holds a card number; it was not stored")
+    return value
+
+
+def _check_time(value: datetime) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInput("captured_at must be an aware datetime (e.g. in UTC)")
+    return value.astimezone(UTC)
+
+
+def _check_destination(value: Destination | str) -> Destination:
+    try:
+        return Destination(value)
+    except ValueError:
+        raise InvalidInput(
+            f"destination must be 'invoice' or 'customer_balance', not {value!r}"
+        ) from None
+
+
+_SECRET_CARD_FIELDS = {"number", "pan", "cvc", "cvv", "cvv2", "verification_value",
+                       "security_code", "track", "pin"}
+
+
+def _check_card(card: Card | Mapping[str, Any] | None) -> Card | None:
+    if card is None or isinstance(card, Card):
+        return card
+    if not isinstance(card, Mapping):
+        raise InvalidInput("card must be a refundkit.Card or a mapping")
+    secret = _SECRET_CARD_FIELDS & {str(k).lower() for k in card}
+    if secret:
+        raise CardDataRefused(
+            f"card data {sorted(secret)} is never accepted: pass brand, last4 and expiry only"
+        )
+    try:
+        return Card(**card)
+    except TypeError as exc:
+        raise InvalidInput(f"card: {exc}") from None
+
+
+def _lot_values(payment: Payment, now: datetime) -> dict[str, Any]:
+    return {
+        "id": "lot_" + secrets.token_hex(12),
+        "customer_id": payment.customer_id,
+        "currency": payment.amount.currency,
+        "funding_payment_id": payment.id,
+        "amount": payment.amount.amount,
+        "remaining": payment.amount.amount,
+        "created_at": now,
+    }
+
+
+def _new_refund(payment: Payment, amount: Money, reason: str | None, actor: str | None,
+                key: str | None, now: datetime) -> Refund:
+    refund_id = "rf_" + secrets.token_hex(12)
+    return Refund(
+        id=refund_id,
+        payment_id=payment.id,
+        amount=amount,
+        status=S.RESERVED,
+        reason=reason,
+        actor=actor,
+        idempotency_key=key,
+        gateway=payment.gateway,
+        # Derived from the refund id and committed before the call (R-1.4, R-1.5).
+        gateway_idempotency_key=f"refundkit-{refund_id}",
+        gateway_refund_id=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _refund_values(refund: Refund, fingerprint: str, *, void: bool) -> dict[str, Any]:
+    return {
+        "id": refund.id,
+        "payment_id": refund.payment_id,
+        "gateway": refund.gateway,
+        "currency": refund.amount.currency,
+        "amount": refund.amount.amount,
+        "status": refund.status.value,
+        "reason": refund.reason,
+        "actor": refund.actor,
+        "idempotency_key": refund.idempotency_key,
+        "request_fingerprint": fingerprint,
+        "gateway_idempotency_key": refund.gateway_idempotency_key,
+        "void": int(void),
+        "created_at": refund.created_at,
+        "updated_at": refund.updated_at,
+    }
+
+
+def _request(refund: Refund, payment: Payment, void: bool) -> GatewayRefundRequest:
+    return GatewayRefundRequest(
+        refund_id=refund.id,
+        payment_id=payment.id,
+        gateway_payment_id=payment.gateway_payment_id,
+        amount=refund.amount,
+        idempotency_key=refund.gateway_idempotency_key,
+        reason=refund.reason,
+        void=void,
+    )

@@ -1,0 +1,280 @@
+"""Frozen value objects of the domain: payments, refunds, quotes, limits, cards."""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+
+from ._errors import CardDataRefused, InvalidInput
+from ._money import Money
+
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}", re.ASCII)
+
+
+def check_id(value: object, what: str) -> str:
+    """Ids are short printable ASCII tokens; anything else is refused before it is stored."""
+    if type(value) is not str or not _ID_RE.fullmatch(value):
+        raise InvalidInput(
+            f"{what} must be 1-128 characters of letters, digits, '_', '-', '.', ':' "
+            f"(got {value!r:.40})"
+        )
+    return value
+
+
+class Destination(str, enum.Enum):
+    """Where a payment's money went."""
+
+    INVOICE = "invoice"
+    CUSTOMER_BALANCE = "customer_balance"
+
+    @classmethod
+    def invoice(cls) -> Destination:
+        return cls.INVOICE
+
+    @classmethod
+    def customer_balance(cls) -> Destination:
+        return cls.CUSTOMER_BALANCE
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RefundStatus(str, enum.Enum):
+    RESERVED = "reserved"
+    SUBMITTED = "submitted"
+    SUCCEEDED = "succeeded"
+    PENDING = "pending"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    MANUAL_REVIEW = "manual_review"
+    REVERSED = "reversed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def holds_balance(self) -> bool:
+        """Does a refund in this status consume the payment's refundable balance?"""
+        return self not in (RefundStatus.FAILED, RefundStatus.REVERSED)
+
+    @property
+    def in_flight(self) -> bool:
+        """Outcome not settled yet: recovery or a webhook still has to say."""
+        return self in IN_FLIGHT
+
+    @property
+    def final(self) -> bool:
+        return self in (RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.REVERSED)
+
+
+IN_FLIGHT = frozenset(
+    {RefundStatus.RESERVED, RefundStatus.SUBMITTED, RefundStatus.PENDING, RefundStatus.UNKNOWN}
+)
+
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+@attrs.frozen
+class Card:
+    """What refundkit keeps of a card: brand, last 4, expiry and at most the first 6 digits."""
+
+    brand: str
+    last4: str
+    exp_month: int | None = None
+    exp_year: int | None = None
+    first6: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not (len(self.last4) == 4 and _DIGITS.fullmatch(self.last4)):
+            raise CardDataRefused("card last4 must be exactly 4 digits")
+        if self.first6 is not None and not (
+            len(self.first6) == 6 and _DIGITS.fullmatch(self.first6)
+        ):
+            raise CardDataRefused("card first6 must be exactly 6 digits (the BIN, never more)")
+        if self.exp_month is not None and not 1 <= self.exp_month <= 12:
+            raise InvalidInput("card exp_month must be 1-12")
+        if self.exp_year is not None and not 1900 <= self.exp_year <= 9999:
+            raise InvalidInput("card exp_year must be a four-digit year")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event form: brand, last 4, expiry (the BIN is left out on purpose)."""
+        return {
+            "brand": self.brand,
+            "last4": self.last4,
+            "exp_month": self.exp_month,
+            "exp_year": self.exp_year,
+        }
+
+    def display(self) -> str:
+        exp = f" {self.exp_month:02d}/{self.exp_year}" if self.exp_month and self.exp_year else ""
+        return f"{self.brand} •••• {self.last4}{exp}"
+
+
+@attrs.frozen
+class Payment:
+    id: str
+    customer_id: str
+    amount: Money
+    gateway: str
+    gateway_payment_id: str
+    destination: Destination
+    captured_at: datetime
+    card: Card | None = None
+    invoice_id: str | None = None
+    disputed: bool = False
+    settled: bool = True
+    #: Sum of refunds that hold balance (reserved, in flight, succeeded, manual review).
+    held: Money | None = None
+    #: Sum of succeeded refunds.
+    refunded: Money | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "amount": self.amount.amount,
+            "currency": self.amount.currency,
+            "gateway": self.gateway,
+            "gateway_payment_id": self.gateway_payment_id,
+            "destination": self.destination.value,
+            "invoice_id": self.invoice_id,
+            "captured_at": iso(self.captured_at),
+            "card": self.card.to_dict() if self.card else None,
+            "disputed": self.disputed,
+            "settled": self.settled,
+            "amount_held": self.held.amount if self.held else 0,
+            "amount_refunded": self.refunded.amount if self.refunded else 0,
+        }
+
+
+@attrs.frozen
+class Refund:
+    id: str
+    payment_id: str
+    amount: Money
+    status: RefundStatus
+    reason: str | None
+    actor: str | None
+    idempotency_key: str | None
+    gateway: str
+    gateway_idempotency_key: str
+    gateway_refund_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    failure_code: str | None = None
+    failure_message: str | None = None
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "payment_id": self.payment_id,
+            "amount": self.amount.amount,
+            "currency": self.amount.currency,
+            "status": self.status.value,
+            "reason": self.reason,
+            "actor": self.actor,
+            "idempotency_key": self.idempotency_key,
+            "gateway": self.gateway,
+            "gateway_refund_id": self.gateway_refund_id,
+            "failure_code": self.failure_code,
+            "failure_message": self.failure_message,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@attrs.frozen
+class Limit:
+    """One rule that binds a refund: a stable ``code``, the most it allows, a sentence."""
+
+    code: str
+    amount: Money
+    message: str
+    #: Only the whole remaining amount may go back (a void, or a gateway without partials).
+    full_only: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"code": self.code, **self.amount.to_dict(), "message": self.message}
+        if self.full_only:
+            d["full_only"] = True
+        return d
+
+
+@attrs.frozen
+class Quote:
+    """What a refund of a payment may be now, and why not more."""
+
+    payment_id: str
+    refundable: bool
+    default_amount: Money
+    max_amount: Money
+    limits: tuple[Limit, ...]
+    #: True when only the whole remaining amount may go back (e.g. a void of an unsettled charge).
+    full_only: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payment_id": self.payment_id,
+            "refundable": self.refundable,
+            "currency": self.max_amount.currency,
+            "default_amount": self.default_amount.amount,
+            "max_amount": self.max_amount.amount,
+            "full_only": self.full_only,
+            "limits": [limit.to_dict() for limit in self.limits],
+        }
+
+    def explain(self) -> str:
+        """The quote in plain words, for people."""
+        if not self.refundable:
+            head = "Not refundable now."
+        else:
+            head = f"Refundable: up to {self.max_amount}."
+        return " ".join([head, *(limit.message for limit in self.limits)])
+
+
+JournalSide = Literal["debit", "credit"]
+
+
+@attrs.frozen
+class JournalLine:
+    journal_id: str
+    refund_id: str
+    kind: str  # "refund" or "reversal"
+    account: str
+    side: JournalSide
+    amount: Money
+    posted_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "journal_id": self.journal_id,
+            "refund_id": self.refund_id,
+            "kind": self.kind,
+            "account": self.account,
+            "side": self.side,
+            "amount": self.amount.amount,
+            "currency": self.amount.currency,
+            "posted_at": iso(self.posted_at),
+        }
+
+
+@attrs.frozen
+class Event:
+    seq: int
+    id: str
+    type: str
+    created: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "created": self.created, "data": self.data}
+
+
+def iso(dt: datetime) -> str:
+    """UTC timestamps as ``2026-11-22T10:00:00Z``."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")

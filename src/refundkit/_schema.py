@@ -1,0 +1,186 @@
+"""Tables, as SQLAlchemy Core metadata. Alembic migrations create them; a test checks that the
+migrations and this metadata agree.
+
+Amounts are 64-bit integers of minor units. On SQLite the tables are STRICT, so the database
+itself refuses ``1.5`` or ``'x'`` in an amount column (R-6.8); CHECK constraints back the caps
+(R-3.4) on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+# INTEGER on SQLite (STRICT accepts only INTEGER/TEXT/REAL/BLOB/ANY), BIGINT elsewhere.
+Amount = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Flag = sa.Integer  # 0/1; SQLite STRICT has no BOOLEAN
+
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes stored as fixed-width ISO text, so they sort and compare as text."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refundkit stores aware UTC datetimes only")
+        return value.astimezone(UTC).strftime(_TS_FORMAT)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
+
+
+STATUSES = (
+    "reserved",
+    "submitted",
+    "succeeded",
+    "pending",
+    "failed",
+    "unknown",
+    "manual_review",
+    "reversed",
+)
+
+metadata = sa.MetaData()
+_strict = {"sqlite_strict": True}
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False, index=True),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("held", Amount, nullable=False, server_default=sa.text("0")),
+    sa.Column("refunded", Amount, nullable=False, server_default=sa.text("0")),
+    sa.Column("gateway", sa.Text, nullable=False),
+    sa.Column("gateway_payment_id", sa.Text, nullable=False),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("invoice_id", sa.Text, nullable=True),
+    sa.Column("captured_at", UTCDateTime, nullable=False),
+    sa.Column("card_brand", sa.Text, nullable=True),
+    sa.Column("card_last4", sa.Text, nullable=True),
+    sa.Column("card_first6", sa.Text, nullable=True),
+    sa.Column("card_exp_month", sa.Integer, nullable=True),
+    sa.Column("card_exp_year", sa.Integer, nullable=True),
+    sa.Column("disputed", Flag, nullable=False, server_default=sa.text("0")),
+    sa.Column("settled", Flag, nullable=False, server_default=sa.text("1")),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("gateway", "gateway_payment_id", name="uq_payments_gateway_payment"),
+    sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
+    sa.CheckConstraint("held >= 0 AND held <= amount", name="ck_payments_held_within_amount"),
+    sa.CheckConstraint(
+        "refunded >= 0 AND refunded <= held", name="ck_payments_refunded_within_held"
+    ),
+    sa.CheckConstraint(
+        "destination IN ('invoice', 'customer_balance')", name="ck_payments_destination"
+    ),
+    **_strict,
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column("gateway", sa.Text, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, index=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("actor", sa.Text, nullable=True),
+    sa.Column("idempotency_key", sa.Text, nullable=True, unique=True),
+    sa.Column("request_fingerprint", sa.Text, nullable=False),
+    sa.Column("gateway_idempotency_key", sa.Text, nullable=False, unique=True),
+    sa.Column("gateway_refund_id", sa.Text, nullable=True),
+    sa.Column("void", Flag, nullable=False, server_default=sa.text("0")),
+    sa.Column("failure_code", sa.Text, nullable=True),
+    sa.Column("failure_message", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("gateway", "gateway_refund_id", name="uq_refunds_gateway_refund"),
+    sa.CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
+    sa.CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="ck_refunds_status"
+    ),
+    **_strict,
+)
+
+balance_lots = sa.Table(
+    "balance_lots",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False, index=True),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column(
+        "funding_payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=True, unique=True
+    ),
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("remaining", Amount, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount > 0", name="ck_lots_amount_positive"),
+    sa.CheckConstraint(
+        "remaining >= 0 AND remaining <= amount", name="ck_lots_remaining_within_amount"
+    ),
+    **_strict,
+)
+
+balance_movements = sa.Table(
+    "balance_movements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lot_id", sa.Text, sa.ForeignKey("balance_lots.id"), nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    # Signed: negative consumes the lot, positive gives back (a released refund).
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("reference", sa.Text, nullable=True),
+    sa.Column("refund_id", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount <> 0", name="ck_movements_amount_nonzero"),
+    **_strict,
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("created", sa.Text, nullable=False),
+    sa.Column("refund_id", sa.Text, nullable=True, index=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("dispatched_at", UTCDateTime, nullable=True),
+    **_strict,
+)
+
+journal_lines = sa.Table(
+    "journal_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("journal_id", sa.Text, nullable=False, index=True),
+    sa.Column("refund_id", sa.Text, sa.ForeignKey("refunds.id"), nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("side", sa.Text, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("posted_at", UTCDateTime, nullable=False),
+    # A refund's journal (and its reversal) is posted once, whatever retries happen.
+    sa.UniqueConstraint("refund_id", "kind", "account", "side", name="uq_journal_once"),
+    sa.CheckConstraint("amount > 0", name="ck_journal_amount_positive"),
+    sa.CheckConstraint("side IN ('debit', 'credit')", name="ck_journal_side"),
+    sa.CheckConstraint("kind IN ('refund', 'reversal')", name="ck_journal_kind"),
+    **_strict,
+)
