@@ -46,6 +46,10 @@ class InvalidMoney(InvalidInput):
     code = "invalid_money"
 
 
+class InvalidMoneyType(InvalidMoney, TypeError):
+    """A float, bool, None or str where an int amount or a str currency belongs (R-6.1)."""
+
+
 class CurrencyMismatch(InvalidMoney):
     """Two amounts in different currencies met (e.g. a USD refund of a EUR payment)."""
 

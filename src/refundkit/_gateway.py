@@ -13,9 +13,10 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from ._errors import AmountNotRepresentable
+from ._errors import AmountNotRepresentable, InvalidMoneyType
 from ._model import Card
-from ._money import EXPONENTS, Money
+from ._money import EXPONENTS, Money, check_currency
+from ._money import exponent as iso_exponent
 
 GatewayRefundStatus = Literal["succeeded", "pending", "failed", "reversed"]
 
@@ -150,6 +151,8 @@ class Gateway(abc.ABC):
     # --- amounts at the edge ------------------------------------------------------------
 
     def exponent(self, currency: str) -> int:
+        """The gateway's minor units for ``currency`` (its own table first, then ISO 4217)."""
+        check_currency(currency)
         return self.capabilities.currency_exponents.get(currency, EXPONENTS[currency])
 
     def to_gateway_amount(self, money: Money) -> int:
@@ -166,7 +169,12 @@ class Gateway(abc.ABC):
         return money.amount // factor
 
     def from_gateway_amount(self, amount: int, currency: str) -> Money:
-        shift = self.exponent(currency) - EXPONENTS[currency]
+        """The gateway's minor units → ISO minor units; refuses what is not a whole amount."""
+        if type(amount) is not int:
+            raise InvalidMoneyType(
+                f"{self.name} returned a {type(amount).__name__} amount, not an int"
+            )
+        shift = self.exponent(currency) - iso_exponent(currency)
         if shift <= 0:
             return Money(amount * 10**-shift, currency)
         factor = 10**shift

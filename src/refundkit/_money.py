@@ -9,10 +9,13 @@ from typing import Any
 import attrs
 
 from ._currencies import EXPONENTS
-from ._errors import CurrencyMismatch, InvalidMoney
+from ._errors import CurrencyMismatch, InvalidMoney, InvalidMoneyType
 
 # Amounts are stored as signed 64-bit integers; anything larger is refused, never wrapped.
 MAX_AMOUNT = 2**63 - 1
+# Digits before the point that can still fit MAX_AMOUNT; longer input is refused before int(),
+# which would otherwise hit Python's 4300-digit limit with a plain ValueError.
+_MAX_WHOLE_DIGITS = 19
 
 # ASCII digits only: Python's int()/Decimal() would accept '1_000', '١٢٣', '１００', ' 42 ', '1e3'.
 _DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
@@ -25,7 +28,7 @@ def exponent(currency: str) -> int:
 
 def check_currency(currency: object) -> str:
     if type(currency) is not str:
-        raise InvalidMoney(f"currency must be a str ISO 4217 code, not {type(currency).__name__}")
+        raise InvalidMoneyType(f"currency must be a str ISO 4217 code, not {type(currency).__name__}")
     if currency not in EXPONENTS:
         if currency.upper() in EXPONENTS:
             raise InvalidMoney(f"currency codes are upper case: use {currency.upper()!r}")
@@ -38,7 +41,7 @@ def check_currency(currency: object) -> str:
 def _check_amount(amount: object) -> int:
     # bool is an int subclass (True + 1 == 2), so test the exact type.
     if type(amount) is not int:
-        raise InvalidMoney(
+        raise InvalidMoneyType(
             f"amount must be an int of minor units, not {type(amount).__name__}"
             + ("; use Money.parse() for decimal strings" if isinstance(amount, str | Decimal) else "")
         )
@@ -65,17 +68,19 @@ class Money:
         """
         exp = exponent(currency)
         if isinstance(value, Decimal):
-            text = _decimal_text(value)
+            text = _decimal_text(value, exp)
         elif type(value) is str:
             text = value
         else:
-            raise InvalidMoney(
+            raise InvalidMoneyType(
                 f"Money.parse() takes a decimal string, not {type(value).__name__}"
             )
         if not _DECIMAL_RE.fullmatch(text):
             raise InvalidMoney(f"not a plain decimal amount: {text!r} (expected e.g. '12.34')")
         negative = text.startswith("-")
         whole, _, frac = text.lstrip("-").partition(".")
+        if len(whole.lstrip("0")) > _MAX_WHOLE_DIGITS:
+            raise InvalidMoney(f"{text[:24]!r}... is too large to be an amount")
         if len(frac) > exp:
             raise InvalidMoney(
                 f"{text!r} has more decimals than {currency} allows ({exp}); it is not rounded"
@@ -159,9 +164,14 @@ class Money:
         return self if self <= other else other
 
 
-def _decimal_text(value: Decimal) -> str:
+def _decimal_text(value: Decimal, max_decimals: int) -> str:
     if not value.is_finite():
         raise InvalidMoney(f"not a finite amount: {value!r}")
-    if value.as_tuple().exponent > 0:  # type: ignore[operator]
+    digits_exp = value.as_tuple().exponent
+    assert isinstance(digits_exp, int)  # finite, checked above
+    if digits_exp > 0:
         raise InvalidMoney(f"exponent notation is not accepted: {value!r}")
+    if digits_exp < -max_decimals or len(value.as_tuple().digits) > 64:
+        # Refuse before format() expands something like Decimal("1E-10000000").
+        raise InvalidMoney(f"{value!r} has more decimals than the currency allows")
     return format(value, "f")

@@ -1,0 +1,1 @@
+"""Gateways that ship with refundkit (the offline ``sandbox``)."""
