@@ -12,6 +12,7 @@ from refundkit import _store as st
 from refundkit._kit import _new_refund, _refund_values
 from refundkit._model import Refund
 from refundkit._policy import check_amount
+from refundkit._schema import payments
 
 
 def naive_reserve(
@@ -38,9 +39,7 @@ def naive_reserve(
         # Lost update: adds to the held total as it was read, not as it is now.
         held = payment.held.amount if payment.held else 0
         conn.execute(
-            st.payments.update()
-            .where(st.payments.c.id == payment_id)
-            .values(held=held + amount.amount)
+            payments.update().where(payments.c.id == payment_id).values(held=held + amount.amount)
         )
     return self._submit(refund, payment)
 

@@ -83,6 +83,5 @@ def row_counts(kit: RefundKit) -> dict[str, int]:
     """Rows per table: "nothing was written" is checked by comparing these."""
     with kit.store.read() as conn:
         return {
-            t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
-            for t in TABLES
+            t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in TABLES
         }

@@ -46,16 +46,13 @@ def r3_1_violations(totals: dict[str, int], kit: RefundKit) -> list[str]:
     assert isinstance(sandbox, SandboxGateway)
     refunds = kit.refunds("pay_1")
     checks = {
-        "exactly 50 succeed, 110 refused": totals
-        == {"succeeded": 50, "refused": 110, "other": 0},
+        "exactly 50 succeed, 110 refused": totals == {"succeeded": 50, "refused": 110, "other": 0},
         "50.00 refunded": kit.payment("pay_1").refunded == usd("50.00"),
         "exactly 50 gateway refunds": sandbox.refund_count("sbx_ch_pay_1") == 50,
         # The gateway is called only for the 50: none refused there, none left in flight.
         "50 local refunds, all succeeded": len(refunds) == 50
         and {r.status for r in refunds} == {RefundStatus.SUCCEEDED},
-        "50 charge.refunded events": len(
-            [e for e in kit.events() if e.type == "charge.refunded"]
-        )
+        "50 charge.refunded events": len([e for e in kit.events() if e.type == "charge.refunded"])
         == 50,
     }
     return [name for name, ok in checks.items() if not ok]

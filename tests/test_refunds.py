@@ -28,11 +28,16 @@ def test_full_refund_of_untouched_payment_uses_the_default_amount(kit: RefundKit
     record(kit)
     q = kit.quote("pay_1")
     assert (q.refundable, q.default_amount, q.max_amount, q.limits) == (
-        True, usd("50.00"), usd("50.00"), ())
+        True,
+        usd("50.00"),
+        usd("50.00"),
+        (),
+    )
     refund = kit.refund("pay_1", reason="requested_by_customer", actor="support:alice")
     assert refund.status is RefundStatus.SUCCEEDED
     assert refund.amount == usd("50.00")
-    assert refund.gateway_refund_id and refund.gateway_refund_id.startswith("sbx_re_")
+    assert refund.gateway_refund_id is not None
+    assert refund.gateway_refund_id.startswith("sbx_re_")
     after = kit.quote("pay_1")
     assert not after.refundable
     assert [lim.code for lim in after.limits] == ["payment_cap"]
@@ -140,8 +145,11 @@ def test_r1_2_same_key_with_other_parameters_is_a_conflict(
     record(kit, "pay_2")
     kit.refund("pay_1", usd("10.00"), idempotency_key="k-1", reason="requested_by_customer")
     before = row_counts(kit)
-    args: dict[str, Any] = {"payment_id": "pay_1", "amount": usd("10.00"),
-                            "reason": "requested_by_customer"} | change
+    args: dict[str, Any] = {
+        "payment_id": "pay_1",
+        "amount": usd("10.00"),
+        "reason": "requested_by_customer",
+    } | change
     with pytest.raises(IdempotencyConflict) as info:
         kit.refund(args.pop("payment_id"), args.pop("amount"), idempotency_key="k-1", **args)
     assert info.value.code == "idempotency_conflict"
@@ -235,9 +243,7 @@ def test_pending_then_webhook_succeeds_once_even_if_delivered_twice(
     assert kit.payment("pay_1").refunded == usd("10.00")
 
 
-def test_pending_then_failure_releases_the_balance(
-    kit: RefundKit, sandbox: SandboxGateway
-) -> None:
+def test_pending_then_failure_releases_the_balance(kit: RefundKit, sandbox: SandboxGateway) -> None:
     record(kit)
     sandbox.script("pending_fail")
     refund = kit.refund("pay_1", usd("10.00"))
@@ -287,9 +293,7 @@ def test_decline_is_kept_as_failed_and_replayed_from_the_store(
     assert [e.type for e in kit.events()] == ["refund.failed"]
 
 
-def test_rate_limit_is_retried_with_the_same_key(
-    kit: RefundKit, sandbox: SandboxGateway
-) -> None:
+def test_rate_limit_is_retried_with_the_same_key(kit: RefundKit, sandbox: SandboxGateway) -> None:
     record(kit)
     sandbox.script("rate_limit")
     refund = kit.refund("pay_1", usd("10.00"))

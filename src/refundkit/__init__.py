@@ -76,6 +76,7 @@ def __getattr__(name: str) -> Any:
         return getattr(_kit, name)
     raise AttributeError(f"module 'refundkit' has no attribute {name!r}")
 
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -123,10 +124,10 @@ __all__ = [
     "Quote",
     "RecoveryReport",
     "Refund",
+    "RefundKit",
     "RefundNotAllowed",
     "RefundNotFound",
     "RefundStatus",
-    "RefundKit",
     "RefundkitError",
     "RequestInProgress",
     "UnknownGateway",

@@ -15,7 +15,8 @@ import attrs
 
 from ._errors import AmountNotRepresentable, InvalidMoneyType
 from ._model import Card
-from ._money import EXPONENTS, Money, check_currency
+from ._currencies import EXPONENTS
+from ._money import Money, check_currency
 from ._money import exponent as iso_exponent
 
 GatewayRefundStatus = Literal["succeeded", "pending", "failed", "reversed"]
@@ -134,9 +135,7 @@ class Gateway(abc.ABC):
     def fetch_payment(self, gateway_payment_id: str) -> GatewayPayment:
         """The payment as the gateway knows it (card summary, settlement, dispute, refunded)."""
 
-    def parse_webhook(
-        self, headers: Mapping[str, str], body: bytes
-    ) -> list[GatewayRefundUpdate]:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayRefundUpdate]:
         """Verify and parse an inbound webhook; raise ``WebhookVerificationError`` if unsigned."""
         return []
 
@@ -159,8 +158,8 @@ class Gateway(abc.ABC):
         """ISO minor units → the gateway's minor units; refuses what would need rounding."""
         shift = self.exponent(money.currency) - money.exponent
         if shift >= 0:
-            return money.amount * 10**shift
-        factor = 10**-shift
+            return money.amount * _pow10(shift)
+        factor = _pow10(-shift)
         if money.amount % factor:
             raise AmountNotRepresentable(
                 f"{self.name} cannot represent {money} (it takes {money.currency} with "
@@ -176,17 +175,22 @@ class Gateway(abc.ABC):
             )
         shift = self.exponent(currency) - iso_exponent(currency)
         if shift <= 0:
-            return Money(amount * 10**-shift, currency)
-        factor = 10**shift
+            return Money(amount * _pow10(-shift), currency)
+        factor = _pow10(shift)
         if amount % factor:
             raise AmountNotRepresentable(
                 f"{self.name} returned {amount} {currency}, which is not a whole ISO amount"
             )
         return Money(amount // factor, currency)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Release connections; called when the kit closes."""
 
     def __repr__(self) -> str:
         # Never show configuration: it may hold secrets.
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _pow10(n: int) -> int:
+    # int ** int is typed Any (it may be a float for negative n); n is never negative here.
+    return int(10**n)

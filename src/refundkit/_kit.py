@@ -64,6 +64,8 @@ from ._money import Money
 from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext, check_amount
 from ._policy import quote as make_quote
+from ._schema import payments as payments_table
+from ._schema import refunds as refunds_table
 
 log = logging.getLogger("refundkit")
 
@@ -231,8 +233,10 @@ class RefundKit:
             return {}
         # The sandbox keeps its state next to the store, like a remote gateway would elsewhere.
         db = self.store.url.database if self.store.is_sqlite else None
-        path = ":memory:" if not db or db == ":memory:" else str(Path(db).with_suffix("")) + (
-            ".sandbox.db"
+        path = (
+            ":memory:"
+            if not db or db == ":memory:"
+            else str(Path(db).with_suffix("")) + (".sandbox.db")
         )
         return {"path": path, "clock": self.clock}
 
@@ -280,7 +284,7 @@ class RefundKit:
         now = self.clock()
         try:
             with self.store.write() as conn:
-                conn.execute(st.payments.insert(), st.payment_values(payment, now))
+                conn.execute(payments_table.insert(), st.payment_values(payment, now))
                 if payment.destination is Destination.CUSTOMER_BALANCE:
                     st.insert_lot(conn, _lot_values(payment, now))
         except sa.exc.IntegrityError:
@@ -380,8 +384,12 @@ class RefundKit:
                 "an idempotency key is 1-255 printable ASCII characters without spaces"
             )
         fingerprint = "|".join(
-            [payment_id, str(amount.amount) if amount else "default",
-             amount.currency if amount else "", reason or ""]
+            [
+                payment_id,
+                str(amount.amount) if amount else "default",
+                amount.currency if amount else "",
+                reason or "",
+            ]
         )
         args = (payment_id, amount, reason, idempotency_key, actor, fingerprint)
         reserved = self._reserve(*args)
@@ -424,14 +432,22 @@ class RefundKit:
                 gw = self.gateway(payment.gateway)
                 gw.to_gateway_amount(amt)  # unrepresentable amounts are refused before writing
                 refund = _new_refund(payment, amt, reason, actor, key, now)
-                st.insert_refund(conn, _refund_values(refund, fingerprint, void=q.full_only and
-                                                      not payment.settled))
+                st.insert_refund(
+                    conn,
+                    _refund_values(refund, fingerprint, void=q.full_only and not payment.settled),
+                )
                 st.add_held(conn, payment.id, amt.amount)
                 if payment.destination is Destination.CUSTOMER_BALANCE:
                     lot = st.lot_for_payment(conn, payment.id)
                     if lot is not None:
-                        st.move_lot(conn, lot["id"], -amt.amount, kind="refund", now=now,
-                                    refund_id=refund.id)
+                        st.move_lot(
+                            conn,
+                            lot["id"],
+                            -amt.amount,
+                            kind="refund",
+                            now=now,
+                            refund_id=refund.id,
+                        )
         except sa.exc.IntegrityError:
             # A concurrent request with the same key won the insert: replay it (R-1.1).
             if key is None:
@@ -467,8 +483,12 @@ class RefundKit:
         # Advisory mark, written without an fsync: recovery treats a stale "reserved" refund
         # exactly like a "submitted" one (it looks it up before anything else).
         with self.store.write(durable=False) as conn:
-            st.transition_refund(conn, refund.id, _FROM[S.SUBMITTED],
-                                 {"status": "submitted", "updated_at": self.clock()})
+            st.transition_refund(
+                conn,
+                refund.id,
+                _FROM[S.SUBMITTED],
+                {"status": "submitted", "updated_at": self.clock()},
+            )
         refund = attrs.evolve(refund, status=S.SUBMITTED)
         self._checkpoint("submitted")
         gw = self.gateway(payment.gateway)
@@ -478,14 +498,24 @@ class RefundKit:
         except GatewayTimeout as exc:
             self._checkpoint("gateway_returned")
             return self._mark_unknown(refund, payment, str(exc))
-        except (GatewayDeclined, GatewayRateLimited, GatewayUnavailable, GatewayError,
-                InvalidMoney) as exc:
+        except (
+            GatewayDeclined,
+            GatewayRateLimited,
+            GatewayUnavailable,
+            GatewayError,
+            InvalidMoney,
+        ) as exc:
             # A definite refusal: nothing was refunded, the reservation is released.
             self._checkpoint("gateway_returned")
             code = getattr(exc, "gateway_code", None) or exc.code
-            applied = self._apply(refund, payment, S.FAILED, failure_code=code,
-                                  failure_message=str(exc),
-                                  forget_key=not isinstance(exc, GatewayDeclined))
+            applied = self._apply(
+                refund,
+                payment,
+                S.FAILED,
+                failure_code=code,
+                failure_message=str(exc),
+                forget_key=not isinstance(exc, GatewayDeclined),
+            )
             if isinstance(exc, GatewayError):
                 exc.refund = applied
             raise
@@ -496,7 +526,8 @@ class RefundKit:
             held = self._mark_unknown(refund, payment, f"{type(exc).__name__}: {exc}")
             raise GatewayError(
                 f"gateway {gw.name} failed unexpectedly; refund {refund.id} is unknown "
-                "until recover() looks it up", refund=held
+                "until recover() looks it up",
+                refund=held,
             ) from exc
         self._checkpoint("gateway_returned")
         applied = self._apply_result(refund, payment, result)
@@ -514,12 +545,16 @@ class RefundKit:
                 time.sleep(self.retry_backoff * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply_result(self, refund: Refund, payment: Payment,
-                      result: GatewayRefundResult) -> Refund:
+    def _apply_result(
+        self, refund: Refund, payment: Payment, result: GatewayRefundResult
+    ) -> Refund:
         if result.amount is not None and result.amount != refund.amount:
             # The gateway refunded something else than we asked: a person must look (DESIGN).
             return self._apply(
-                refund, payment, S.MANUAL_REVIEW, gateway_refund_id=result.gateway_refund_id,
+                refund,
+                payment,
+                S.MANUAL_REVIEW,
+                gateway_refund_id=result.gateway_refund_id,
                 failure_code="amount_mismatch",
                 failure_message=f"gateway reported {result.amount}, we asked {refund.amount}",
             )
@@ -534,9 +569,12 @@ class RefundKit:
 
     def _mark_unknown(self, refund: Refund, payment: Payment, why: str) -> Refund:
         return self._apply(
-            refund, payment, S.UNKNOWN, failure_code="timeout", failure_message=why,
-            next_attempt_at=self.clock() + self.retry_schedule[0] if self.retry_schedule
-            else None,
+            refund,
+            payment,
+            S.UNKNOWN,
+            failure_code="timeout",
+            failure_message=why,
+            next_attempt_at=self.clock() + self.retry_schedule[0] if self.retry_schedule else None,
         )
 
     def _apply(
@@ -567,34 +605,48 @@ class RefundKit:
         if extra:
             values.update(extra)
         with self.store.write() as conn:
-            if not st.transition_refund(conn, refund.id, _FROM[to], values):
-                current = st.get_refund(conn, refund.id)
-                if current is None:  # pragma: no cover - refunds are never deleted
+            if st.transition_refund(conn, refund.id, _FROM[to], values):
+                updated = attrs.evolve(
+                    refund,
+                    status=to,
+                    updated_at=now,
+                    gateway_refund_id=gateway_refund_id or refund.gateway_refund_id,
+                    failure_code=values.get("failure_code", refund.failure_code),
+                    failure_message=values.get("failure_message", refund.failure_message),
+                    idempotency_key=None if forget_key else refund.idempotency_key,
+                )
+                # Balances, journal and event commit with the status change, or not at all.
+                payment = self._book(conn, updated, payment, to, now)
+                etype = event_type_for(to)
+                if etype is not None:
+                    event = refund_event(etype, updated, payment, now, event_id=new_event_id())
+                    st.insert_event(conn, event, updated.id)
+                moved = None
+            else:
+                moved = st.get_refund(conn, refund.id)
+                if moved is None:  # pragma: no cover - refunds are never deleted
                     raise RefundNotFound(f"no refund {refund.id!r}")
-                if current.status is not to:
-                    log.info("refund %s is %s; not moving it to %s", refund.id, current.status,
-                             to)
-                return current
-            updated = attrs.evolve(
-                refund,
-                status=to,
-                updated_at=now,
-                gateway_refund_id=gateway_refund_id or refund.gateway_refund_id,
-                failure_code=values.get("failure_code", refund.failure_code),
-                failure_message=values.get("failure_message", refund.failure_message),
-                idempotency_key=None if forget_key else refund.idempotency_key,
-            )
-            payment = self._book(conn, updated, payment, to, now)
-            etype = event_type_for(to)
-            if etype is not None:
-                st.insert_event(conn, refund_event(etype, updated, payment, now,
-                                                   event_id=new_event_id()), updated.id)
+        if moved is not None:
+            # Someone else (recovery, a webhook) moved it first, or the move goes backwards.
+            if to is S.FAILED and moved.status is S.SUCCEEDED:
+                # A refund that fails after it succeeded was reversed: the money came back.
+                return self._apply(
+                    moved,
+                    payment,
+                    S.REVERSED,
+                    failure_code=failure_code,
+                    failure_message=failure_message,
+                )
+            if moved.status is not to:
+                log.info("refund %s is %s; not moving it to %s", refund.id, moved.status, to)
+            return moved
         if etype is not None and self._listeners:
             self.dispatch_events()
         return updated
 
-    def _book(self, conn: Connection, refund: Refund, payment: Payment, to: RefundStatus,
-              now: datetime) -> Payment:
+    def _book(
+        self, conn: Connection, refund: Refund, payment: Payment, to: RefundStatus, now: datetime
+    ) -> Payment:
         """Balances and journal for a move to ``to``; returns the payment as it now stands."""
         amt = refund.amount.amount
         cur = refund.amount.currency
@@ -610,8 +662,14 @@ class RefundKit:
             if payment.destination is Destination.CUSTOMER_BALANCE:
                 lot = st.lot_for_payment(conn, payment.id)
                 if lot is not None:
-                    st.move_lot(conn, lot["id"], amt, kind=f"refund_{to.value}", now=now,
-                                refund_id=refund.id)
+                    st.move_lot(
+                        conn,
+                        lot["id"],
+                        amt,
+                        kind=f"refund_{to.value}",
+                        now=now,
+                        refund_id=refund.id,
+                    )
             return attrs.evolve(payment, refunded=Money(refunded, cur))
         return payment
 
@@ -627,7 +685,8 @@ class RefundKit:
         now = self.clock()
         with self.store.read() as conn:
             candidates = st.list_refunds(
-                conn, payment_id=payment_id,
+                conn,
+                payment_id=payment_id,
                 statuses=["reserved", "submitted", "unknown", "pending"],
             )
         resolved: list[Refund] = []
@@ -651,7 +710,7 @@ class RefundKit:
             return now - refund.updated_at >= self.in_flight_timeout
         with self.store.read() as conn:
             nxt = conn.execute(
-                sa.select(st.refunds.c.next_attempt_at).where(st.refunds.c.id == refund.id)
+                sa.select(refunds_table.c.next_attempt_at).where(refunds_table.c.id == refund.id)
             ).scalar()
         return nxt is None or nxt <= now
 
@@ -671,8 +730,13 @@ class RefundKit:
         if fresh:
             return refund  # another worker may still be sending it: only a found result counts
         if refund.status is S.RESERVED:
-            return self._apply(refund, payment, S.FAILED, failure_code="not_submitted",
-                               failure_message="the refund never reached the gateway")
+            return self._apply(
+                refund,
+                payment,
+                S.FAILED,
+                failure_code="not_submitted",
+                failure_message="the refund never reached the gateway",
+            )
         if refund.status is S.PENDING:
             return self._schedule_retry(refund, payment, "pending refund not found by lookup")
         window = gw.capabilities.idempotency_window_hours
@@ -685,9 +749,13 @@ class RefundKit:
             except GatewayTimeout as exc:
                 return self._schedule_retry(refund, payment, str(exc))
             except GatewayDeclined as exc:
-                return self._apply(refund, payment, S.FAILED,
-                                   failure_code=exc.gateway_code or exc.code,
-                                   failure_message=str(exc))
+                return self._apply(
+                    refund,
+                    payment,
+                    S.FAILED,
+                    failure_code=exc.gateway_code or exc.code,
+                    failure_message=str(exc),
+                )
             except RefundkitError as exc:
                 return self._schedule_retry(refund, payment, str(exc))
             return self._apply_result(refund, payment, result)
@@ -696,17 +764,33 @@ class RefundKit:
     def _schedule_retry(self, refund: Refund, payment: Payment, why: str) -> Refund:
         attempts = refund.attempts + 1
         if attempts >= len(self.retry_schedule):
-            return self._apply(refund, payment, S.MANUAL_REVIEW, failure_code="unresolved",
-                               failure_message=why, extra={"attempts": attempts})
+            return self._apply(
+                refund,
+                payment,
+                S.MANUAL_REVIEW,
+                failure_code="unresolved",
+                failure_message=why,
+                extra={"attempts": attempts},
+            )
         target = S.UNKNOWN if refund.status in (S.RESERVED, S.SUBMITTED) else refund.status
         nxt = self.clock() + self.retry_schedule[attempts]
         if target is refund.status:
             with self.store.write() as conn:
-                st.update_refund(conn, refund.id, {"attempts": attempts, "next_attempt_at": nxt,
-                                                   "failure_message": why})
+                st.update_refund(
+                    conn,
+                    refund.id,
+                    {"attempts": attempts, "next_attempt_at": nxt, "failure_message": why},
+                )
             return attrs.evolve(refund, attempts=attempts, failure_message=why)
-        return self._apply(refund, payment, target, failure_code="timeout", failure_message=why,
-                           next_attempt_at=nxt, extra={"attempts": attempts})
+        return self._apply(
+            refund,
+            payment,
+            target,
+            failure_code="timeout",
+            failure_message=why,
+            next_attempt_at=nxt,
+            extra={"attempts": attempts},
+        )
 
     # --- webhooks ---------------------------------------------------------------------------
 
@@ -719,12 +803,16 @@ class RefundKit:
         for update in gw.parse_webhook(headers, body):
             refund = self._find_update_target(gateway, update)
             if refund is None:
-                log.warning("webhook from %s for a refund refundkit does not know: %s",
-                            gateway, update.gateway_refund_id or update.refund_id)
+                log.warning(
+                    "webhook from %s for a refund refundkit does not know: %s",
+                    gateway,
+                    update.gateway_refund_id or update.refund_id,
+                )
                 continue
             payment = self.payment(refund.payment_id)
-            result = GatewayRefundResult(update.status, update.gateway_refund_id, update.amount,
-                                         update.failure_code)
+            result = GatewayRefundResult(
+                update.status, update.gateway_refund_id, update.amount, update.failure_code
+            )
             applied.append(self._apply_result(refund, payment, result))
         return applied
 
@@ -752,8 +840,13 @@ class RefundKit:
         with self.store.read() as conn:
             return st.list_refunds(conn, payment_id=payment_id, statuses=statuses)
 
-    def events(self, after: str | int | None = None, *, limit: int | None = None,
-               refund_id: str | None = None) -> list[Event]:
+    def events(
+        self,
+        after: str | int | None = None,
+        *,
+        limit: int | None = None,
+        refund_id: str | None = None,
+    ) -> list[Event]:
         """Outbox events, oldest first; ``after`` is an event id or sequence number."""
         with self.store.read() as conn:
             seq = 0
@@ -796,15 +889,21 @@ class RefundKit:
         with self.store.read() as conn:
             rows = st.customer_lots(conn, check_id(customer_id, "customer id"))
         lots = tuple(
-            BalanceLot(r["id"], Money(r["amount"], r["currency"]),
-                       Money(r["remaining"], r["currency"]), r["funding_payment_id"],
-                       r["created_at"])
+            BalanceLot(
+                r["id"],
+                Money(r["amount"], r["currency"]),
+                Money(r["remaining"], r["currency"]),
+                r["funding_payment_id"],
+                r["created_at"],
+            )
             for r in rows
         )
         totals: dict[str, Money] = {}
         for lot in lots:
-            totals[lot.remaining.currency] = totals.get(
-                lot.remaining.currency, Money.zero(lot.remaining.currency)) + lot.remaining
+            totals[lot.remaining.currency] = (
+                totals.get(lot.remaining.currency, Money.zero(lot.remaining.currency))
+                + lot.remaining
+            )
         return CustomerBalance(customer_id, totals, lots)
 
     def redeem_balance(self, customer_id: str, amount: Money, *, reference: str) -> Money:
@@ -816,8 +915,11 @@ class RefundKit:
             raise InvalidMoney("a redemption must be greater than zero")
         now = self.clock()
         with self.store.write() as conn:
-            lots = [r for r in st.customer_lots(conn, customer_id)
-                    if r["currency"] == amount.currency and r["remaining"] > 0]
+            lots = [
+                r
+                for r in st.customer_lots(conn, customer_id)
+                if r["currency"] == amount.currency and r["remaining"] > 0
+            ]
             available = sum(r["remaining"] for r in lots)
             if available < amount.amount:
                 raise InsufficientBalance(
@@ -827,8 +929,7 @@ class RefundKit:
             left = amount.amount
             for lot in lots:
                 take = min(left, lot["remaining"])
-                st.move_lot(conn, lot["id"], -take, kind="redemption", now=now,
-                            reference=reference)
+                st.move_lot(conn, lot["id"], -take, kind="redemption", now=now, reference=reference)
                 left -= take
                 if not left:
                     break
@@ -872,8 +973,17 @@ def _check_destination(value: Destination | str) -> Destination:
         ) from None
 
 
-_SECRET_CARD_FIELDS = {"number", "pan", "cvc", "cvv", "cvv2", "verification_value",
-                       "security_code", "track", "pin"}
+_SECRET_CARD_FIELDS = {
+    "number",
+    "pan",
+    "cvc",
+    "cvv",
+    "cvv2",
+    "verification_value",
+    "security_code",
+    "track",
+    "pin",
+}
 
 
 def _check_card(card: Card | Mapping[str, Any] | None) -> Card | None:
@@ -904,8 +1014,14 @@ def _lot_values(payment: Payment, now: datetime) -> dict[str, Any]:
     }
 
 
-def _new_refund(payment: Payment, amount: Money, reason: str | None, actor: str | None,
-                key: str | None, now: datetime) -> Refund:
+def _new_refund(
+    payment: Payment,
+    amount: Money,
+    reason: str | None,
+    actor: str | None,
+    key: str | None,
+    now: datetime,
+) -> Refund:
     refund_id = "rf_" + secrets.token_hex(12)
     return Refund(
         id=refund_id,

@@ -22,10 +22,12 @@ def refund_journal(refund: Refund, payment: Payment, posted_at: datetime) -> lis
     """Debit refunds (or the customer balance), credit the gateway's clearing account."""
     jid = f"jr_{refund.id}"
     return [
-        JournalLine(jid, refund.id, "refund", debit_account(payment), "debit", refund.amount,
-                    posted_at),
-        JournalLine(jid, refund.id, "refund", clearing_account(payment), "credit", refund.amount,
-                    posted_at),
+        JournalLine(
+            jid, refund.id, "refund", debit_account(payment), "debit", refund.amount, posted_at
+        ),
+        JournalLine(
+            jid, refund.id, "refund", clearing_account(payment), "credit", refund.amount, posted_at
+        ),
     ]
 
 
@@ -33,10 +35,12 @@ def reversal_journal(refund: Refund, payment: Payment, posted_at: datetime) -> l
     """The mirror image, for a refund that succeeded and later failed at the gateway."""
     jid = f"jv_{refund.id}"
     return [
-        JournalLine(jid, refund.id, "reversal", clearing_account(payment), "debit", refund.amount,
-                    posted_at),
-        JournalLine(jid, refund.id, "reversal", debit_account(payment), "credit", refund.amount,
-                    posted_at),
+        JournalLine(
+            jid, refund.id, "reversal", clearing_account(payment), "debit", refund.amount, posted_at
+        ),
+        JournalLine(
+            jid, refund.id, "reversal", debit_account(payment), "credit", refund.amount, posted_at
+        ),
     ]
 
 

@@ -25,7 +25,7 @@ def check_id(value: object, what: str) -> str:
     return value
 
 
-class Destination(str, enum.Enum):
+class Destination(enum.StrEnum):
     """Where a payment's money went."""
 
     INVOICE = "invoice"
@@ -43,7 +43,7 @@ class Destination(str, enum.Enum):
         return self.value
 
 
-class RefundStatus(str, enum.Enum):
+class RefundStatus(enum.StrEnum):
     RESERVED = "reserved"
     SUBMITTED = "submitted"
     SUCCEEDED = "succeeded"

@@ -17,24 +17,25 @@ MAX_AMOUNT = 2**63 - 1
 # which would otherwise hit Python's 4300-digit limit with a plain ValueError.
 _MAX_WHOLE_DIGITS = 19
 
-# ASCII digits only: Python's int()/Decimal() would accept '1_000', '١٢٣', '１００', ' 42 ', '1e3'.
+# ASCII digits only: Python's int()/Decimal() would accept '1_000', Arabic-Indic or fullwidth
+# digits, ' 42 ' and '1e3'.
 _DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 def exponent(currency: str) -> int:
-    """ISO 4217 minor units of ``currency`` (refuses unknown codes and codes without minor units)."""
+    """ISO 4217 minor units of ``currency``; refuses unknown codes and codes without them."""
     return EXPONENTS[check_currency(currency)]
 
 
 def check_currency(currency: object) -> str:
     if type(currency) is not str:
-        raise InvalidMoneyType(f"currency must be a str ISO 4217 code, not {type(currency).__name__}")
+        raise InvalidMoneyType(
+            f"currency must be a str ISO 4217 code, not {type(currency).__name__}"
+        )
     if currency not in EXPONENTS:
         if currency.upper() in EXPONENTS:
             raise InvalidMoney(f"currency codes are upper case: use {currency.upper()!r}")
-        raise InvalidMoney(
-            f"unknown currency {currency!r}: not an ISO 4217 code with minor units"
-        )
+        raise InvalidMoney(f"unknown currency {currency!r}: not an ISO 4217 code with minor units")
     return currency
 
 
@@ -43,7 +44,11 @@ def _check_amount(amount: object) -> int:
     if type(amount) is not int:
         raise InvalidMoneyType(
             f"amount must be an int of minor units, not {type(amount).__name__}"
-            + ("; use Money.parse() for decimal strings" if isinstance(amount, str | Decimal) else "")
+            + (
+                "; use Money.parse() for decimal strings"
+                if isinstance(amount, str | Decimal)
+                else ""
+            )
         )
     if abs(amount) > MAX_AMOUNT:
         raise InvalidMoney("amount is too large to store (more than 2**63 - 1 minor units)")
@@ -131,9 +136,7 @@ class Money:
         if not isinstance(other, Money):
             raise TypeError(f"cannot combine Money with {type(other).__name__}")
         if other.currency != self.currency:
-            raise CurrencyMismatch(
-                f"currency mismatch: {self.currency} and {other.currency}"
-            )
+            raise CurrencyMismatch(f"currency mismatch: {self.currency} and {other.currency}")
         return other
 
     def __add__(self, other: Money) -> Money:

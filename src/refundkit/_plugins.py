@@ -126,9 +126,7 @@ class PluginManager:
         self._pm.hook.refundkit_on_event(event=event)
 
     def plugin_names(self) -> list[str]:
-        return sorted(
-            name for name, plugin in self._pm.list_name_plugin() if plugin is not None
-        )
+        return sorted(name for name, plugin in self._pm.list_name_plugin() if plugin is not None)
 
     def distinfo(self) -> list[tuple[str, str, str]]:
         """(plugin name, distribution, version) for plugins loaded from entry points."""

@@ -52,7 +52,6 @@ STATUSES = (
 )
 
 metadata = sa.MetaData()
-_strict = {"sqlite_strict": True}
 
 payments = sa.Table(
     "payments",
@@ -85,7 +84,7 @@ payments = sa.Table(
     sa.CheckConstraint(
         "destination IN ('invoice', 'customer_balance')", name="ck_payments_destination"
     ),
-    **_strict,
+    sqlite_strict=True,
 )
 
 refunds = sa.Table(
@@ -115,7 +114,7 @@ refunds = sa.Table(
     sa.CheckConstraint(
         "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="ck_refunds_status"
     ),
-    **_strict,
+    sqlite_strict=True,
 )
 
 balance_lots = sa.Table(
@@ -134,7 +133,7 @@ balance_lots = sa.Table(
     sa.CheckConstraint(
         "remaining >= 0 AND remaining <= amount", name="ck_lots_remaining_within_amount"
     ),
-    **_strict,
+    sqlite_strict=True,
 )
 
 balance_movements = sa.Table(
@@ -149,7 +148,7 @@ balance_movements = sa.Table(
     sa.Column("refund_id", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("amount <> 0", name="ck_movements_amount_nonzero"),
-    **_strict,
+    sqlite_strict=True,
 )
 
 events = sa.Table(
@@ -162,7 +161,7 @@ events = sa.Table(
     sa.Column("refund_id", sa.Text, nullable=True, index=True),
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("dispatched_at", UTCDateTime, nullable=True),
-    **_strict,
+    sqlite_strict=True,
 )
 
 journal_lines = sa.Table(
@@ -182,5 +181,5 @@ journal_lines = sa.Table(
     sa.CheckConstraint("amount > 0", name="ck_journal_amount_positive"),
     sa.CheckConstraint("side IN ('debit', 'credit')", name="ck_journal_side"),
     sa.CheckConstraint("kind IN ('refund', 'reversal')", name="ck_journal_kind"),
-    **_strict,
+    sqlite_strict=True,
 )

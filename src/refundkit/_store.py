@@ -312,10 +312,8 @@ def list_refunds(
     return [refund_from_row(r) for r in conn.execute(q)]
 
 
-_TRANSITION = (
-    refunds.update()
-    .where(refunds.c.id == sa.bindparam("rid"), refunds.c.status.in_(sa.bindparam("froms",
-                                                                                expanding=True)))
+_TRANSITION = refunds.update().where(
+    refunds.c.id == sa.bindparam("rid"), refunds.c.status.in_(sa.bindparam("froms", expanding=True))
 )
 
 

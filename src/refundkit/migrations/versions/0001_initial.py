@@ -18,7 +18,6 @@ branch_labels = None
 depends_on = None
 
 Amount = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-strict = {"sqlite_strict": True}
 zero = sa.text("0")
 
 
@@ -53,14 +52,12 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "destination IN ('invoice', 'customer_balance')", name="ck_payments_destination"
         ),
-        **strict,
+        sqlite_strict=True,
     )
     op.create_table(
         "refunds",
         sa.Column("id", sa.Text, primary_key=True),
-        sa.Column(
-            "payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=False, index=True
-        ),
+        sa.Column("payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=False, index=True),
         sa.Column("gateway", sa.Text, nullable=False),
         sa.Column("currency", sa.Text, nullable=False),
         sa.Column("amount", Amount, nullable=False),
@@ -84,7 +81,7 @@ def upgrade() -> None:
             "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")",
             name="ck_refunds_status",
         ),
-        **strict,
+        sqlite_strict=True,
     )
     op.create_table(
         "balance_lots",
@@ -105,21 +102,19 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "remaining >= 0 AND remaining <= amount", name="ck_lots_remaining_within_amount"
         ),
-        **strict,
+        sqlite_strict=True,
     )
     op.create_table(
         "balance_movements",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "lot_id", sa.Text, sa.ForeignKey("balance_lots.id"), nullable=False, index=True
-        ),
+        sa.Column("lot_id", sa.Text, sa.ForeignKey("balance_lots.id"), nullable=False, index=True),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("amount", Amount, nullable=False),
         sa.Column("reference", sa.Text, nullable=True),
         sa.Column("refund_id", sa.Text, nullable=True),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.CheckConstraint("amount <> 0", name="ck_movements_amount_nonzero"),
-        **strict,
+        sqlite_strict=True,
     )
     op.create_table(
         "events",
@@ -130,15 +125,13 @@ def upgrade() -> None:
         sa.Column("refund_id", sa.Text, nullable=True, index=True),
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("dispatched_at", UTCDateTime, nullable=True),
-        **strict,
+        sqlite_strict=True,
     )
     op.create_table(
         "journal_lines",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("journal_id", sa.Text, nullable=False, index=True),
-        sa.Column(
-            "refund_id", sa.Text, sa.ForeignKey("refunds.id"), nullable=False, index=True
-        ),
+        sa.Column("refund_id", sa.Text, sa.ForeignKey("refunds.id"), nullable=False, index=True),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("account", sa.Text, nullable=False),
         sa.Column("side", sa.Text, nullable=False),
@@ -149,7 +142,7 @@ def upgrade() -> None:
         sa.CheckConstraint("amount > 0", name="ck_journal_amount_positive"),
         sa.CheckConstraint("side IN ('debit', 'credit')", name="ck_journal_side"),
         sa.CheckConstraint("kind IN ('refund', 'reversal')", name="ck_journal_kind"),
-        **strict,
+        sqlite_strict=True,
     )
 
 
