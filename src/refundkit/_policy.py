@@ -223,17 +223,17 @@ def check_amount(q: Quote, amount: Money) -> None:
         raise CurrencyMismatch(
             f"the refund is in {amount.currency} but the payment was in {currency}"
         )
-    if amount.amount <= 0:
-        zero = Money.zero(currency)
-        raise RefundNotAllowed(
-            f"a refund must be more than {zero}",
-            [Limit("amount_positive", zero, f"A refund must be more than {zero}.")],
-        )
     if not q.refundable:
         blocking = [lim for lim in q.limits if lim.amount <= q.max_amount]
         raise RefundNotAllowed(
             " ".join(lim.message for lim in blocking) or "This payment cannot be refunded now.",
             blocking,
+        )
+    if amount.amount <= 0:
+        zero = Money.zero(currency)
+        raise RefundNotAllowed(
+            f"a refund must be more than {zero}",
+            [Limit("amount_positive", zero, f"A refund must be more than {zero}.")],
         )
     if amount > q.max_amount:
         binding = [lim for lim in q.limits if lim.amount < amount]
