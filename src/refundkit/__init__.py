@@ -35,6 +35,7 @@ from ._errors import (
     RefundNotAllowed,
     RefundNotFound,
     RequestInProgress,
+    StoreNotFound,
     UnknownGateway,
     WebhookVerificationError,
 )
@@ -130,6 +131,7 @@ __all__ = [
     "RefundStatus",
     "RefundkitError",
     "RequestInProgress",
+    "StoreNotFound",
     "UnknownGateway",
     "WebhookVerificationError",
     "__version__",

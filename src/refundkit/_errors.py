@@ -213,6 +213,10 @@ class ConfigurationError(RefundkitError):
     code = "configuration_error"
 
 
+class StoreNotFound(ConfigurationError):
+    code = "store_not_found"
+
+
 class UnknownGateway(ConfigurationError):
     code = "unknown_gateway"
 

@@ -190,9 +190,16 @@ class RefundKit:
         gateways: Mapping[str, Mapping[str, Any]] | None = None,
         plugins: Iterable[object] = (),
         autoload: bool | None = None,
+        create: bool = True,
         **options: Any,
     ) -> RefundKit:
-        """Open (and create or upgrade) a store. ``url`` may be a host's SQLAlchemy Engine."""
+        """Open (and create or upgrade) a store. ``url`` may be a host's SQLAlchemy Engine.
+
+        With ``create=False`` a missing SQLite file raises ``StoreNotFound`` instead of being
+        created (the CLI's reading commands use this).
+        """
+        if not create and isinstance(url, str):
+            st.check_exists(url)
         engine = url if isinstance(url, Engine) else st.create_engine(url)
         store = st.Store(engine)
         store.migrate()
@@ -595,9 +602,9 @@ class RefundKit:
         values: dict[str, Any] = {"status": to.value, "updated_at": now}
         if gateway_refund_id:
             values["gateway_refund_id"] = gateway_refund_id
-        if to in (S.FAILED, S.UNKNOWN, S.MANUAL_REVIEW, S.REVERSED) or failure_code:
-            values["failure_code"] = failure_code
-            values["failure_message"] = failure_message
+        # A refund that ends well forgets the timeout that came before.
+        values["failure_code"] = failure_code
+        values["failure_message"] = failure_message
         if forget_key:
             # Not applied at the gateway: the caller may retry with the same key later.
             values["idempotency_key"] = None

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.pool import StaticPool
 
 from . import migrations
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, StoreNotFound
 from ._model import Card, Destination, Event, JournalLine, Payment, Refund, RefundStatus
 from ._money import Money
 from ._schema import balance_lots, balance_movements, events, journal_lines, payments, refunds
@@ -30,10 +31,7 @@ _DURABLE = "refundkit_durable"
 
 def create_engine(url: str) -> Engine:
     """An engine set up the way refundkit needs (WAL and BEGIN IMMEDIATE on SQLite)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigurationError(f"not a database URL: {url!r}") from exc
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
@@ -43,6 +41,25 @@ def create_engine(url: str) -> Engine:
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
     return engine
+
+
+def parse_url(url: str) -> sa.engine.URL:
+    try:
+        return sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"not a database URL: {url!r}") from exc
+
+
+def check_exists(url: str) -> None:
+    """Refuse a missing SQLite file instead of creating an empty store."""
+    parsed = parse_url(url)
+    db = parsed.database
+    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:":
+        if not Path(db).exists():
+            raise StoreNotFound(
+                f"no refundkit store at {db}: pass --db (or REFUNDKIT_DB), "
+                "record a payment first, or try `refundkit demo`"
+            )
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -1,0 +1,1220 @@
+"""The ``refundkit`` command line: one command per facade method, plus ``demo`` and ``gateways``.
+
+Startup must stay instant (``refundkit --help``): nothing heavy is imported at module level.
+SQLAlchemy (through ``refundkit._kit``) and rich are imported inside the commands that need
+them. ``import refundkit`` itself is light, so its errors, money and model types are fine here.
+
+Output: rich tables for people; with ``--json`` exactly one JSON document on stdout. Errors are
+one line on stderr (``error: <code>: <message>``), also ``{"error": {...}}`` on stdout with
+``--json``. Exit codes: 0 done, 1 failure (a gateway or the system), 2 the caller's mistake
+(bad argument, unknown payment, a refused refund, a gateway decline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import __version__
+from ._errors import GatewayError, InvalidInput, RefundkitError, RefundNotAllowed
+from ._model import Card, Destination, RefundStatus
+from ._money import Money
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.table import Table
+    from rich.text import Text
+
+    from ._gateway import Capabilities
+    from ._kit import RecoveryReport, RefundKit
+    from ._model import Event, JournalLine, Payment, Quote, Refund
+
+DEFAULT_DB = "sqlite:///refundkit.db"
+DB_ENV = "REFUNDKIT_DB"
+
+_STATUS_STYLE = {
+    RefundStatus.SUCCEEDED: "green",
+    RefundStatus.PENDING: "yellow",
+    RefundStatus.RESERVED: "yellow",
+    RefundStatus.SUBMITTED: "yellow",
+    RefundStatus.UNKNOWN: "yellow",
+    RefundStatus.FAILED: "red",
+    RefundStatus.MANUAL_REVIEW: "red",
+    RefundStatus.REVERSED: "red",
+}
+_IN_FLIGHT = ("reserved", "submitted", "pending", "unknown")
+_FAILED = (
+    RefundStatus.FAILED,
+    RefundStatus.MANUAL_REVIEW,
+    RefundStatus.REVERSED,
+    RefundStatus.UNKNOWN,
+)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class CliFailure(click.ClickException):
+    """A refusal or failure: one line on stderr, and ``{"error": ...}`` on stdout with --json."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        exit_code: int = 2,
+        details: Mapping[str, Any] | None = None,
+        as_json: bool = False,
+        note: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.exit_code = exit_code  # type: ignore[misc]  # per failure, not per class
+        self.details = dict(details) if details is not None else {"code": code, "message": message}
+        self.as_json = as_json
+        self.note = note
+
+    @classmethod
+    def from_error(cls, exc: RefundkitError, *, as_json: bool) -> CliFailure:
+        notes: list[str] = []
+        if isinstance(exc, RefundNotAllowed) and exc.limits:
+            notes.append("limits: " + ", ".join(limit.code for limit in exc.limits))
+        if isinstance(exc, GatewayError):
+            if exc.gateway_code:
+                notes.append(f"gateway code: {exc.gateway_code}")
+            if exc.refund is not None:
+                notes.append(f"refund {exc.refund.id} is recorded as {exc.refund.status}")
+        return cls(
+            exc.code,
+            exc.message,
+            exit_code=2 if exc.user_error else 1,
+            details=exc.to_dict(),
+            as_json=as_json,
+            note="; ".join(notes),
+        )
+
+    def line(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        return f"error: {self.code}: {_one_line(self.message)}{note}"
+
+    def show(self, file: Any = None) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"error": self.details}, indent=2, ensure_ascii=False))
+        click.echo(self.line(), err=True)
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    args = list(argv)
+    if "--" in args:
+        args = args[: args.index("--")]
+    return "--json" in args
+
+
+class RefundkitGroup(click.Group):
+    """The root group: every error ends as one line on stderr (never a traceback)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except CliFailure as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            hint = ""
+            ctx = getattr(exc, "ctx", None)
+            if isinstance(ctx, click.Context):
+                hint = f" Try '{ctx.command_path} --help'."
+            message = exc.format_message() + hint
+            failure = CliFailure(
+                "usage", message, exit_code=exc.exit_code, as_json=_wants_json(argv)
+            )
+            failure.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except BrokenPipeError:
+            # The reader went away (`refundkit events | head`): stop quietly, like `cat`.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# --- plumbing ---------------------------------------------------------------------------------
+
+
+class Settings:
+    """The root group's options, read by every command."""
+
+    def __init__(self, db: str, as_json: bool) -> None:
+        self.db = db
+        self.as_json = as_json
+
+
+class Run:
+    """One command's resources: the kit (opened on first use), the console, JSON output."""
+
+    def __init__(self, db: str, as_json: bool) -> None:
+        self.db = db
+        self.as_json = as_json
+        #: Only commands that write new data may create a missing store.
+        self.create = False
+
+    @functools.cached_property
+    def kit(self) -> RefundKit:
+        return open_kit(self.db, as_json=self.as_json, create=self.create)
+
+    @functools.cached_property
+    def console(self) -> Console:
+        return make_console()
+
+    def emit(self, data: Any) -> None:
+        """The one JSON document of a ``--json`` run."""
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+    def fail(self, code: str, message: str, *, exit_code: int = 2) -> CliFailure:
+        return CliFailure(code, message, exit_code=exit_code, as_json=self.as_json)
+
+    def close(self) -> None:
+        if "kit" in self.__dict__:
+            self.kit.close()
+
+
+def make_console() -> Console:
+    """A console for data: no markup, emoji or highlighting in what we print; wide when piped."""
+    from rich.console import Console
+
+    console = Console(markup=False, emoji=False, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(markup=False, emoji=False, highlight=False, width=160)
+    return console
+
+
+def _safe_url(url: str) -> str:
+    try:
+        import sqlalchemy as sa
+
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the --db URL"
+
+
+def open_kit(url: str, *, as_json: bool = False, create: bool = False) -> RefundKit:
+    """Open the store at ``url``; a store that cannot be opened is one error line, exit 2."""
+    from ._kit import RefundKit
+
+    try:
+        return RefundKit.open(url, create=create)
+    except RefundkitError:
+        raise
+    except Exception as exc:  # missing driver, unwritable path, unreachable server
+        raise CliFailure(
+            "store_unavailable",
+            f"cannot open the store {_safe_url(url)}: {type(exc).__name__}: {_one_line(str(exc))}",
+            as_json=as_json,
+        ) from exc
+
+
+def _settings() -> Settings:
+    return click.get_current_context().find_object(Settings) or Settings(
+        os.environ.get(DB_ENV) or DEFAULT_DB, False
+    )
+
+
+def kit_command(
+    group: click.Group, name: str | None = None, *, store: bool = True
+) -> Callable[[Callable[..., None]], click.Command]:
+    """Make ``f(run, **params)`` a command with ``--json`` (and ``--db``) and error handling."""
+
+    def decorator(f: Callable[..., None]) -> click.Command:
+        @functools.wraps(f)
+        def callback(**kwargs: Any) -> None:
+            settings = _settings()
+            db = kwargs.pop("db", None) or settings.db
+            as_json = bool(kwargs.pop("json_output")) or settings.as_json
+            run = Run(db, as_json)
+            try:
+                f(run, **kwargs)
+            except RefundkitError as exc:
+                raise CliFailure.from_error(exc, as_json=as_json) from None
+            finally:
+                run.close()
+
+        cmd = group.command(name)(callback)
+        if store:
+            cmd.params.append(
+                click.Option(
+                    ["--db"],
+                    metavar="URL",
+                    help=f"Store URL for this command (overrides the global --db / ${DB_ENV}).",
+                )
+            )
+        cmd.params.append(
+            click.Option(
+                ["--json", "json_output"],
+                is_flag=True,
+                help="Print one JSON document on stdout instead of tables.",
+            )
+        )
+        return cmd
+
+    return decorator
+
+
+def parse_amount(text: str, currency: str) -> Money:
+    """A decimal string in ``currency`` (``"12.34"``), strictly: never rounded, never a float."""
+    return Money.parse(text, currency.upper())
+
+
+def _parse_exp(text: str | None) -> tuple[int | None, int | None]:
+    if text is None:
+        return None, None
+    month, sep, year = text.partition("/")
+    if not (
+        sep
+        and month.isascii()
+        and month.isdigit()
+        and year.isascii()
+        and year.isdigit()
+        and len(year) in (2, 4)
+    ):
+        raise InvalidInput(f"--card-exp must look like 12/2030, not {text!r}")
+    return int(month), int(year) + (2000 if len(year) == 2 else 0)
+
+
+# --- rendering (shared with the demo) ---------------------------------------------------------
+
+
+def status_text(status: RefundStatus | str) -> Text:
+    from rich.text import Text
+
+    st = RefundStatus(status)
+    return Text(st.value, style=_STATUS_STYLE.get(st, ""))
+
+
+def card_text(card: Card | Mapping[str, Any] | None, *, expiry: bool = False) -> str:
+    """``visa •••• 4242`` (with ``12/2030`` when ``expiry``); never more of a card."""
+    if card is None:
+        return "—"
+    if not isinstance(card, Card):
+        card = Card(
+            brand=str(card.get("brand")),
+            last4=str(card.get("last4")),
+            exp_month=card.get("exp_month"),
+            exp_year=card.get("exp_year"),
+        )
+    return card.display() if expiry else f"{card.brand} •••• {card.last4}"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}"
+
+
+class FittedTable:
+    """A table laid out for the width it is printed at: "id" columns stay whole when they can.
+
+    Column kinds: "id" (kept whole while the width allows, then folded, never truncated),
+    "amount" (right-aligned, one line), "short" (one line), "text" (wraps).
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[str | Text]],
+        *,
+        title: str | None = None,
+        footer: Sequence[str] | None = None,
+    ) -> None:
+        self.columns = list(columns)
+        self.rows = [list(row) for row in rows]
+        self.title = title
+        self.footer = list(footer) if footer is not None else None
+
+    def table(self, width: int) -> Table:
+        from rich.cells import cell_len
+        from rich.table import Table
+
+        widest = [
+            max(
+                [cell_len(str(row[i])) for row in self.rows]
+                + [cell_len(line) for line in header.split()]
+                + [cell_len(line) for line in str((self.footer or [""] * (i + 1))[i]).split("\n")]
+            )
+            for i, (header, _) in enumerate(self.columns)
+        ]
+        # One-line columns take their width; the others at least a few cells. Then ids are
+        # kept whole, left to right, while they fit.
+        floor = 5
+        used = 1 + sum(
+            3 + (w if kind in ("amount", "short") else min(w, floor))
+            for w, (_, kind) in zip(widest, self.columns, strict=True)
+        )
+        keep: set[int] = set()
+        for i, (_, kind) in enumerate(self.columns):
+            extra = widest[i] - min(widest[i], floor)
+            if kind == "id" and used + extra <= width:
+                keep.add(i)
+                used += extra
+        table = Table(
+            title=self.title,
+            title_justify="left",
+            title_style="bold",
+            show_footer=self.footer is not None,
+        )
+        for i, (header, kind) in enumerate(self.columns):
+            table.add_column(
+                header,
+                self.footer[i] if self.footer is not None else "",
+                justify="right" if kind == "amount" else "left",
+                no_wrap=kind in ("amount", "short") or i in keep,
+                overflow="fold",
+            )
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+
+def make_table(
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[str | Text]],
+    *,
+    title: str | None = None,
+    footer: Sequence[str] | None = None,
+) -> FittedTable:
+    """A table of typed columns (see ``FittedTable``), laid out when printed."""
+    return FittedTable(columns, rows, title=title, footer=footer)
+
+
+def key_values(rows: Iterable[tuple[str, Any]], title: str | None = None) -> Table:
+    """A two-column grid without borders: label, value."""
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 3), pad_edge=False)
+    if title:
+        table.title = title
+        table.title_justify = "left"
+        table.title_style = "bold"
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        table.add_row(label, value if value is not None else "—")
+    return table
+
+
+def _paid_to(p: Payment) -> str:
+    if p.destination is Destination.CUSTOMER_BALANCE:
+        return "customer balance"
+    return f"invoice {p.invoice_id}" if p.invoice_id else "invoice"
+
+
+def payments_table(payments: Sequence[Payment], title: str | None = "Payments") -> FittedTable:
+    rows = [
+        [
+            p.id,
+            p.customer_id,
+            p.amount.format(),
+            (p.refunded or Money.zero(p.amount.currency)).format(),
+            _paid_to(p),
+            p.gateway,
+            card_text(p.card),
+        ]
+        for p in payments
+    ]
+    return make_table(
+        [
+            ("payment", "id"),
+            ("customer", "id"),
+            ("amount", "amount"),
+            ("refunded", "amount"),
+            ("paid to", "text"),
+            ("gateway", "id"),
+            ("card", "text"),
+        ],
+        rows,
+        title=title,
+    )
+
+
+def refunds_table(refunds: Sequence[Refund], title: str | None = "Refunds") -> FittedTable:
+    failures = any(r.failure_code and r.status in _FAILED for r in refunds)
+    rows: list[list[str | Text]] = []
+    for r in refunds:
+        row: list[str | Text] = [r.id, r.payment_id, r.amount.format(), status_text(r.status)]
+        if failures:
+            row.append(r.failure_code if r.failure_code and r.status in _FAILED else "")
+        rows.append([*row, r.reason or "—", r.actor or "—", _when(r.created_at)])
+    columns = [("refund", "id"), ("payment", "id"), ("amount", "amount"), ("status", "short")]
+    if failures:
+        columns.append(("failure", "text"))
+    columns += [("reason", "text"), ("actor", "text"), ("created (UTC)", "text")]
+    return make_table(columns, rows, title=title)
+
+
+def limits_table(quote: Quote) -> FittedTable:
+    return make_table(
+        [("code", "id"), ("at most", "amount"), ("why", "text")],
+        [[limit.code, limit.amount.format(), limit.message] for limit in quote.limits],
+        title="Limits that bind",
+    )
+
+
+def events_table(
+    events: Sequence[Event],
+    title: str | None = "Events (outbox, oldest first)",
+    *,
+    compact: bool = False,
+) -> FittedTable:
+    """Events: type, refund, amount and masked card (plus ids and times unless ``compact``)."""
+    rows: list[list[str | Text]] = []
+    for ev in events:
+        data = ev.data
+        refund = data.get("refund") or {}
+        payment = data.get("payment") or {}
+        amount = (
+            Money(refund["amount"], refund["currency"]).format()
+            if "amount" in refund and "currency" in refund
+            else "—"
+        )
+        cells: list[str | Text] = [
+            ev.type,
+            refund.get("id", "—"),
+            payment.get("id", "—"),
+            amount,
+            card_text(data.get("card")),
+        ]
+        rows.append([str(ev.seq), *cells] if compact else [str(ev.seq), ev.id, *cells, ev.created])
+    columns = [
+        ("type", "id"),
+        ("refund", "id"),
+        ("payment", "id"),
+        ("amount", "amount"),
+        ("card", "text"),
+    ]
+    if compact:
+        columns = [("#", "amount"), *columns]
+    else:
+        columns = [("#", "amount"), ("event", "text"), *columns, ("created", "text")]
+    return make_table(columns, rows, title=title)
+
+
+def journal_totals(lines: Sequence[JournalLine]) -> dict[str, tuple[Money, Money]]:
+    """Debits and credits per currency."""
+    totals: dict[str, tuple[Money, Money]] = {}
+    for line in lines:
+        cur = line.amount.currency
+        debit, credit = totals.get(cur, (Money.zero(cur), Money.zero(cur)))
+        if line.side == "debit":
+            debit += line.amount
+        else:
+            credit += line.amount
+        totals[cur] = (debit, credit)
+    return totals
+
+
+def journal_balanced(lines: Sequence[JournalLine]) -> bool:
+    """Debits equal credits in every journal and currency."""
+    from ._ledger import is_balanced
+
+    return is_balanced(list(lines))
+
+
+def journal_table(
+    lines: Sequence[JournalLine], title: str | None = "Journal", *, compact: bool = False
+) -> FittedTable:
+    """Journal lines with debit and credit columns and a total row (times unless compact)."""
+    totals = journal_totals(lines)
+    rows: list[list[str | Text]] = []
+    for line in lines:
+        amount = line.amount.format()
+        row: list[str | Text] = [
+            line.refund_id,
+            line.kind,
+            line.account,
+            amount if line.side == "debit" else "",
+            amount if line.side == "credit" else "",
+        ]
+        rows.append(row if compact else [*row, _when(line.posted_at)])
+    columns = [
+        ("refund", "id"),
+        ("kind", "short"),
+        ("account", "id"),
+        ("debit", "amount"),
+        ("credit", "amount"),
+    ]
+    footer = [
+        "total",
+        "",
+        "",
+        "\n".join(d.format() for d, _ in totals.values()),
+        "\n".join(c.format() for _, c in totals.values()),
+    ]
+    if not compact:
+        columns.append(("posted (UTC)", "text"))
+        footer.append("")
+    return make_table(columns, rows, title=title, footer=footer)
+
+
+def balance_sentence(lines: Sequence[JournalLine]) -> Text:
+    from rich.text import Text
+
+    if not lines:
+        return Text("No journal entries yet.")
+    sums = "; ".join(
+        f"debits {d.format()} = credits {c.format()}"
+        if d == c
+        else f"debits {d.format()} ≠ credits {c.format()}"
+        for d, c in journal_totals(lines).values()
+    )
+    if journal_balanced(lines):
+        return Text(f"Balanced: {sums}.", style="green")
+    return Text(f"NOT balanced: {sums}.", style="bold red")
+
+
+def refund_summary(refund: Refund) -> Table:
+    rows: list[tuple[str, Any]] = [
+        ("refund", refund.id),
+        ("payment", refund.payment_id),
+        ("amount", refund.amount.format()),
+        ("status", status_text(refund.status)),
+        ("reason", refund.reason),
+        ("actor", refund.actor),
+        ("idempotency key", refund.idempotency_key),
+        ("gateway", refund.gateway),
+        ("gateway refund", refund.gateway_refund_id),
+        ("created", f"{_when(refund.created_at)} UTC"),
+    ]
+    if refund.status in _FAILED and (refund.failure_code or refund.failure_message):
+        rows.append(
+            ("failure", f"{refund.failure_code or ''} {refund.failure_message or ''}".strip())
+        )
+    return key_values(rows)
+
+
+def refund_outcome(refund: Refund) -> str:
+    """What a person should know about a refund's status, in one sentence."""
+    s = refund.status
+    if s is RefundStatus.SUCCEEDED:
+        return f"Refunded {refund.amount.format()} of {refund.payment_id}."
+    if s is RefundStatus.PENDING:
+        return (
+            f"The gateway accepted the refund of {refund.amount.format()}; it confirms the "
+            "outcome later (webhook or `refundkit recover`). The amount is held meanwhile."
+        )
+    if s in (RefundStatus.UNKNOWN, RefundStatus.RESERVED, RefundStatus.SUBMITTED):
+        return (
+            f"The gateway's answer was lost: whether {refund.amount.format()} went back is "
+            "not known yet. It stays held; `refundkit recover` looks it up."
+        )
+    if s is RefundStatus.MANUAL_REVIEW:
+        return "The outcome needs a person to look at it (manual review)."
+    return f"The refund {s.value}."
+
+
+def quote_summary(quote: Quote) -> Table:
+    return key_values(
+        [
+            ("refundable", _yes(quote.refundable)),
+            ("default amount", quote.default_amount.format()),
+            ("max amount", quote.max_amount.format()),
+            ("whole amount only", _yes(quote.full_only)),
+        ]
+    )
+
+
+def quote_dict(quote: Quote) -> dict[str, Any]:
+    """The quote's JSON form plus its plain-words ``explanation``."""
+    return {**quote.to_dict(), "explanation": quote.explain()}
+
+
+def capabilities_row(caps: Capabilities) -> list[str]:
+    window = caps.idempotency_window_hours
+    keys = _yes(caps.idempotency_keys)
+    if caps.idempotency_keys and window is not None:
+        keys += f" ({window} h)"
+    refund_window = f"{caps.refund_window_days} days" if caps.refund_window_days else "none"
+    most = str(caps.max_refunds_per_payment) if caps.max_refunds_per_payment else "no limit"
+    return [
+        _yes(caps.partial_refunds),
+        _yes(caps.async_outcome),
+        keys,
+        _yes(caps.void_if_unsettled),
+        refund_window,
+        most,
+    ]
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+@click.group(
+    "refundkit",
+    cls=RefundkitGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar=DB_ENV,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    help="The refundkit store: a SQLAlchemy URL (sqlite:///path.db, postgresql+psycopg://...).",
+)
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Machine output for every command: one JSON document on stdout.",
+)
+@click.version_option(
+    __version__, "--version", prog_name="refundkit", message="%(prog)s %(version)s"
+)
+@click.pass_context
+def cli(ctx: click.Context, db: str, json_output: bool) -> None:
+    """refundkit: give money back correctly.
+
+    Quote what may go back to the card of a payment and why not more, refund it exactly once
+    through its gateway, and read the events and the balanced journal it wrote.
+
+    Start with `refundkit demo`. Amounts are decimal strings in the payment's currency
+    (`--amount 12.34`), never floats.
+
+    Exit codes: 0 done; 2 your input or a refusal (unknown payment, bad amount, refund above
+    the maximum, gateway decline); 1 anything else. Errors are one line on stderr; with
+    --json also {"error": {"code": ..., "message": ...}} on stdout.
+    """
+    ctx.obj = Settings(db, json_output)
+
+
+@kit_command(cli, "demo", store=False)
+@click.option(
+    "--dir",
+    "directory",
+    metavar="PATH",
+    type=click.Path(file_okay=False, dir_okay=True, writable=True),
+    help="Where to create the demo store (default: a new temporary directory).",
+)
+def demo_command(run: Run, directory: str | None) -> None:
+    """Walk through refunds on the offline sandbox gateway, in a fresh store.
+
+    Creates a new local SQLite store (never the --db one), records three payments of one
+    customer (an invoice payment, a customer-balance top-up, one more), then shows quotes in
+    plain words, a full refund, a partial refund, a refused refund, a pending refund settled by
+    a signed sandbox webhook, the events and the journal, and what to try next with
+    `--db <the demo store>`. Refuses a --dir that already holds a demo store with payments.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from . import _demo
+
+    if directory is None:
+        path = Path(tempfile.mkdtemp(prefix="refundkit-demo-"))
+    else:
+        path = Path(directory).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+    db_path = path / "refundkit.db"
+    url = f"sqlite:///{db_path}"
+    sandbox_file = path / "refundkit.sandbox.db"
+    if sandbox_file.exists() and sandbox_file.stat().st_size > 0:
+        raise run.fail(
+            "demo_store_not_empty",
+            f"{path} already holds a sandbox from an earlier demo; "
+            "pick an empty --dir (or leave --dir out for a new temporary one)",
+        )
+    if db_path.exists():
+        kit = open_kit(url, as_json=run.as_json)
+        try:
+            used = bool(kit.payments())
+        finally:
+            kit.close()
+        if used:
+            raise run.fail(
+                "demo_store_not_empty",
+                f"{db_path} already holds payments; pick an empty --dir "
+                "(or leave --dir out for a new temporary one)",
+            )
+    console = make_console() if not run.as_json else _quiet_console()
+    kit = open_kit(url, as_json=run.as_json, create=True)
+    try:
+        summary = _demo.run_demo(kit, console, db_url=url, directory=str(path))
+    finally:
+        kit.close()
+    if run.as_json:
+        run.emit(summary)
+
+
+def _quiet_console() -> Console:
+    from rich.console import Console
+
+    return Console(quiet=True)
+
+
+@kit_command(cli, "gateways", store=False)
+def gateways_command(run: Run) -> None:
+    """List the installed gateways and what each can do for refunds.
+
+    Columns: partial refunds, async outcome (webhooks or lookups confirm later), idempotency
+    keys (and how long the gateway remembers them), void of an unsettled payment, the
+    gateway's refund window, and the plugin distribution that provides it.
+    """
+    from ._plugins import PluginManager
+
+    pm = PluginManager()
+    dists: dict[str, tuple[str, str]] = {}
+    for plugin, facade in pm.pluggy.list_plugin_distinfo():
+        top = getattr(plugin, "__name__", type(plugin).__module__).split(".")[0]
+        dists[top] = (facade.project_name, facade.version)
+    rows: list[tuple[str, Capabilities, tuple[str, str] | None]] = []
+    for name in pm.gateways:
+        gw_cls = pm.gateways.get(name)
+        top = gw_cls.__module__.split(".")[0]
+        dist = dists.get(top)
+        if dist is None and top == "refundkit":
+            dist = ("refundkit (built-in)", __version__)
+        rows.append((name, gw_cls.capabilities, dist))
+    if run.as_json:
+        run.emit(
+            {
+                "gateways": [
+                    {
+                        "name": name,
+                        "capabilities": caps.to_dict(),
+                        "distribution": {"name": dist[0], "version": dist[1]} if dist else None,
+                    }
+                    for name, caps, dist in rows
+                ]
+            }
+        )
+        return
+    columns = [
+        ("gateway", "id"),
+        ("partial refunds", "text"),
+        ("async outcome", "text"),
+        ("idempotency keys", "text"),
+        ("void if unsettled", "text"),
+        ("refund window", "text"),
+        ("refunds per payment", "text"),
+        ("distribution", "text"),
+    ]
+    table = make_table(
+        columns,
+        [
+            [name, *capabilities_row(caps), f"{dist[0]} {dist[1]}" if dist else "—"]
+            for name, caps, dist in rows
+        ],
+        title="Installed gateways",
+    )
+    run.console.print(table)
+
+
+@cli.group("payments")
+def payments_group() -> None:
+    """Record, list and show payments (captured charges refunds go back to)."""
+
+
+@kit_command(payments_group, "add")
+@click.argument("payment_id", metavar="ID")
+@click.option("--customer", required=True, metavar="C", help="Customer id.")
+@click.option(
+    "--amount",
+    required=True,
+    metavar="DECIMAL",
+    help="Captured amount as a decimal string, e.g. 50.00.",
+)
+@click.option(
+    "--currency", required=True, metavar="CODE", help="ISO 4217 code, e.g. USD (any case)."
+)
+@click.option(
+    "--gateway", required=True, metavar="NAME", help="The gateway that took it, e.g. sandbox."
+)
+@click.option(
+    "--gateway-payment-id", required=True, metavar="X", help="The charge's id at the gateway."
+)
+@click.option(
+    "--destination",
+    type=click.Choice([d.value for d in Destination], case_sensitive=False),
+    default=Destination.INVOICE.value,
+    show_default=True,
+    help="Where the money went: an invoice or the customer's balance (a top-up).",
+)
+@click.option("--invoice-id", metavar="INV", help="The invoice it paid.")
+@click.option("--card-brand", metavar="BRAND", help="Card brand, e.g. visa.")
+@click.option("--card-last4", metavar="DIGITS", help="Last 4 digits of the card.")
+@click.option("--card-exp", metavar="MM/YYYY", help="Card expiry, e.g. 12/2030.")
+def payments_add(
+    run: Run,
+    payment_id: str,
+    customer: str,
+    amount: str,
+    currency: str,
+    gateway: str,
+    gateway_payment_id: str,
+    destination: str,
+    invoice_id: str | None,
+    card_brand: str | None,
+    card_last4: str | None,
+    card_exp: str | None,
+) -> None:
+    """Record a captured payment under ID (recording the same one again is harmless).
+
+    Only brand, last 4 digits and expiry of a card are ever accepted. On the sandbox gateway
+    a payment without card details gets a test Visa ending in 4242.
+    """
+    money = parse_amount(amount, currency)
+    card: Card | None = None
+    if card_brand or card_last4 or card_exp:
+        if not (card_brand and card_last4):
+            raise run.fail("invalid_input", "--card-brand and --card-last4 go together")
+        month, year = _parse_exp(card_exp)
+        card = Card(brand=card_brand, last4=card_last4, exp_month=month, exp_year=year)
+    run.create = True
+    payment = run.kit.record_payment(
+        id=payment_id,
+        customer_id=customer,
+        amount=money,
+        gateway=gateway,
+        gateway_payment_id=gateway_payment_id,
+        destination=destination.lower(),
+        card=card,
+        invoice_id=invoice_id,
+    )
+    if run.as_json:
+        run.emit(payment.to_dict())
+        return
+    run.console.print(
+        f"Recorded payment {payment.id}: {payment.amount.format()} from "
+        f"{payment.customer_id} to {payment.destination.value}."
+    )
+    run.console.print(payments_table([payment], title=None))
+
+
+@kit_command(payments_group, "list")
+@click.option("--customer", metavar="C", help="Only this customer's payments.")
+def payments_list(run: Run, customer: str | None) -> None:
+    """List recorded payments, oldest first."""
+    payments = run.kit.payments(customer)
+    if run.as_json:
+        run.emit({"payments": [p.to_dict() for p in payments]})
+        return
+    if not payments:
+        run.console.print("No payments recorded" + (f" for {customer}." if customer else "."))
+        return
+    run.console.print(payments_table(payments))
+
+
+@kit_command(payments_group, "show")
+@click.argument("payment_id", metavar="ID")
+def payments_show(run: Run, payment_id: str) -> None:
+    """Show one payment, what may still be refunded (in plain words) and its refunds."""
+    payment = run.kit.payment(payment_id)
+    quote = run.kit.quote(payment_id)
+    refunds = run.kit.refunds(payment_id)
+    if run.as_json:
+        run.emit(
+            {
+                "payment": payment.to_dict(),
+                "quote": quote_dict(quote),
+                "refunds": [r.to_dict() for r in refunds],
+            }
+        )
+        return
+    held = payment.held or Money.zero(payment.amount.currency)
+    refunded = payment.refunded or Money.zero(payment.amount.currency)
+    run.console.print(
+        key_values(
+            [
+                ("payment", payment.id),
+                ("customer", payment.customer_id),
+                ("amount", payment.amount.format()),
+                ("destination", payment.destination.value),
+                ("invoice", payment.invoice_id),
+                ("gateway", f"{payment.gateway} {payment.gateway_payment_id}"),
+                ("card", card_text(payment.card, expiry=True)),
+                ("captured", f"{payment.captured_at:%Y-%m-%d %H:%M:%S} UTC"),
+                ("refunded", refunded.format()),
+                ("held by refunds", held.format()),
+                ("disputed", _yes(payment.disputed)),
+                ("settled", _yes(payment.settled)),
+            ],
+            title=f"Payment {payment.id}",
+        )
+    )
+    run.console.print(f"Quote: {quote.explain()}")
+    if refunds:
+        run.console.print(refunds_table(refunds))
+    else:
+        run.console.print("No refunds yet.")
+
+
+@kit_command(cli, "quote")
+@click.argument("payment_id")
+def quote_command(run: Run, payment_id: str) -> None:
+    """What a refund of PAYMENT_ID may be now, and the limits that bind (why not more).
+
+    Each limit has a stable code, the most it allows and a sentence for people. The default
+    amount is what `refundkit refund` sends without --amount.
+    """
+    quote = run.kit.quote(payment_id)
+    if run.as_json:
+        run.emit(quote_dict(quote))
+        return
+    run.console.print(quote.explain())
+    run.console.print(quote_summary(quote))
+    if quote.limits:
+        run.console.print(limits_table(quote))
+    else:
+        run.console.print("No limit binds: the whole remaining amount may go back.")
+
+
+@kit_command(cli, "refund")
+@click.argument("payment_id")
+@click.option(
+    "--amount",
+    metavar="DECIMAL",
+    help="How much, in the payment's currency (default: the quote's default amount).",
+)
+@click.option("--reason", metavar="R", help="Why, e.g. requested_by_customer.")
+@click.option(
+    "--idempotency-key",
+    metavar="K",
+    help="Retrying with the same key returns the same refund instead of a new one.",
+)
+@click.option("--actor", metavar="A", help="Who asks, for the audit trail, e.g. support:alice.")
+def refund_command(
+    run: Run,
+    payment_id: str,
+    amount: str | None,
+    reason: str | None,
+    idempotency_key: str | None,
+    actor: str | None,
+) -> None:
+    """Refund PAYMENT_ID exactly once through the gateway that took it.
+
+    Without --amount the quote's default amount goes back. A refusal (more than the maximum,
+    a binding limit) or a gateway decline prints one error line and exits 2; nothing is
+    refunded then. A pending or unknown outcome is settled later by `refundkit recover`.
+    """
+    payment = run.kit.payment(payment_id)
+    money = parse_amount(amount, payment.amount.currency) if amount is not None else None
+    refund = run.kit.refund(
+        payment_id, money, reason=reason, idempotency_key=idempotency_key, actor=actor
+    )
+    if run.as_json:
+        run.emit(refund.to_dict())
+        return
+    run.console.print(refund_outcome(refund))
+    run.console.print(refund_summary(refund))
+
+
+@kit_command(cli, "refunds")
+@click.option("--payment", "payment_id", metavar="ID", help="Only refunds of this payment.")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in RefundStatus], case_sensitive=False),
+    help="Only refunds in this status.",
+)
+def refunds_command(run: Run, payment_id: str | None, status: str | None) -> None:
+    """List refunds, oldest first."""
+    if payment_id is not None:
+        run.kit.payment(payment_id)  # an unknown payment is an error, not an empty list
+    refunds = run.kit.refunds(payment_id, status=status.lower() if status else None)
+    if run.as_json:
+        run.emit({"refunds": [r.to_dict() for r in refunds]})
+        return
+    if not refunds:
+        run.console.print("No refunds.")
+        return
+    run.console.print(refunds_table(refunds))
+
+
+@kit_command(cli, "recover")
+@click.option("--payment", "payment_id", metavar="ID", help="Only refunds of this payment.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Look up every in-flight refund now, not only those due on the schedule.",
+)
+def recover_command(run: Run, payment_id: str | None, force: bool) -> None:
+    """Settle refunds whose outcome is not known yet, by looking them up at their gateway.
+
+    Prints what was resolved, what is still unknown, and what was sent to manual review
+    (after the last retry of the schedule). Never re-sends a refund blindly.
+    """
+    if payment_id is not None:
+        run.kit.payment(payment_id)
+    report = run.kit.recover(payment_id, force=force)
+    waiting = [r for s in _IN_FLIGHT for r in run.kit.refunds(payment_id, status=s)]
+    if run.as_json:
+        run.emit({**report.to_dict(), "in_flight": [r.to_dict() for r in waiting]})
+        return
+    _print_recovery(run.console, report, waiting, force=force)
+
+
+def _print_recovery(
+    console: Console, report: RecoveryReport, waiting: Sequence[Refund], *, force: bool
+) -> None:
+    sections = (
+        ("Resolved", report.resolved),
+        ("Still unknown", report.still_unknown),
+        ("Sent to manual review", report.manual_review),
+    )
+    for title, refunds in sections:
+        if refunds:
+            console.print(refunds_table(refunds, title=f"{title} ({len(refunds)})"))
+        else:
+            console.print(f"{title}: none.")
+    reported = {r.id for _, refunds in sections for r in refunds}
+    rest = [r for r in waiting if r.id not in reported]
+    if rest:
+        hint = "" if force else "; --force looks them up now"
+        console.print(f"{len(rest)} refund(s) still in flight, not due yet{hint}.")
+
+
+@kit_command(cli, "events")
+@click.option(
+    "--after", metavar="EVT_ID", help="Only events after this event id (or sequence number)."
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N events.")
+@click.option("--refund", "refund_id", metavar="ID", help="Only events of this refund.")
+def events_command(run: Run, after: str | None, limit: int | None, refund_id: str | None) -> None:
+    """List the event outbox, oldest first (charge.refunded, refund.pending, ...).
+
+    Each event carries the refund, its payment, the customer and the masked card. Consumers
+    dedupe by the event id.
+    """
+    cursor: str | int | None = after
+    if after is not None and after.isascii() and after.isdigit():
+        cursor = int(after)
+    events = run.kit.events(cursor, limit=limit, refund_id=refund_id)
+    if run.as_json:
+        run.emit({"events": [e.to_dict() for e in events]})
+        return
+    if not events:
+        run.console.print("No events.")
+        return
+    run.console.print(events_table(events))
+
+
+@kit_command(cli, "journal")
+@click.option("--refund", "refund_id", metavar="ID", help="Only the entries of this refund.")
+def journal_command(run: Run, refund_id: str | None) -> None:
+    """Show the accounting journal: debits and credits per refund, with totals.
+
+    An invoice refund debits `refunds`; a customer-balance refund debits
+    `customer_balance:<customer>`; both credit `gateway_clearing:<gateway>`.
+    """
+    if refund_id is not None:
+        run.kit.get_refund(refund_id)
+    lines = run.kit.journal(refund_id)
+    if run.as_json:
+        totals = journal_totals(lines)
+        run.emit(
+            {
+                "lines": [line.to_dict() for line in lines],
+                "totals": {
+                    cur: {"debit": d.amount, "credit": c.amount} for cur, (d, c) in totals.items()
+                },
+                "balanced": journal_balanced(lines),
+            }
+        )
+        return
+    if lines:
+        run.console.print(journal_table(lines))
+    run.console.print(balance_sentence(lines))
+
+
+@kit_command(cli, "balance")
+@click.argument("customer_id")
+def balance_command(run: Run, customer_id: str) -> None:
+    """Show a customer's balance per currency, lot by lot with the payment that funded it."""
+    balance = run.kit.balance(customer_id)
+    if run.as_json:
+        run.emit(balance.to_dict())
+        return
+    if not balance.lots:
+        run.console.print(f"{customer_id} has no balance.")
+        return
+    table = make_table(
+        [("lot", "id"), ("funded by", "id"), ("amount", "amount"), ("remaining", "amount")],
+        [
+            [lot.id, lot.funding_payment_id or "—", lot.amount.format(), lot.remaining.format()]
+            for lot in balance.lots
+        ],
+        title=f"Balance of {customer_id}",
+    )
+    run.console.print(table)
+    run.console.print("Total: " + ", ".join(m.format() for m in balance.totals.values()))
+
+
+@kit_command(cli, "redeem")
+@click.argument("customer_id")
+@click.option("--amount", required=True, metavar="DECIMAL", help="How much, e.g. 5.00.")
+@click.option("--currency", required=True, metavar="CODE", help="ISO 4217 code (any case).")
+@click.option(
+    "--reference", required=True, metavar="REF", help="What it paid for, e.g. the invoice id."
+)
+def redeem_command(run: Run, customer_id: str, amount: str, currency: str, reference: str) -> None:
+    """Spend part of a customer's balance (oldest lots first) on REF.
+
+    What a top-up paid for is then no longer refundable to the card: its quote says so.
+    """
+    money = parse_amount(amount, currency)
+    left = run.kit.redeem_balance(customer_id, money, reference=reference)
+    if run.as_json:
+        run.emit(
+            {
+                "customer_id": customer_id,
+                "redeemed": money.to_dict(),
+                "reference": reference,
+                "remaining": left.to_dict(),
+            }
+        )
+        return
+    run.console.print(
+        f"Spent {money.format()} of {customer_id}'s balance on {reference}; {left.format()} left."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``refundkit`` console script."""
+    cli.main(args=argv, prog_name="refundkit")
+
+
+__all__ = ["CliFailure", "cli", "main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

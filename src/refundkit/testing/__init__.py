@@ -1,0 +1,44 @@
+"""Test helpers for refundkit and its gateway plugins, chiefly the gateway conformance suite.
+
+For test suites only: importing ``refundkit.testing`` imports pytest and Hypothesis (which a
+plugin's test dependencies must include); ``import refundkit`` never imports this package.
+
+Plugin authors subclass ``GatewayConformance`` and give it a ``harness`` fixture returning a
+``ConformanceHarness`` for their gateway; ``refundkit.testing.conformance`` explains how.
+``SandboxHarness`` is the built-in sandbox gateway's harness, ``find_pans`` finds card numbers
+in text (for tests proving card data never leaks).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# Before the imports below, so the suite's asserts report the values they compared.
+pytest.register_assert_rewrite("refundkit.testing.conformance", "refundkit.testing._sandbox")
+
+from ._pans import find_pans, luhn_valid  # noqa: E402
+from ._sandbox import SandboxHarness  # noqa: E402
+from .conformance import (  # noqa: E402
+    DEFAULT_CURRENCIES,
+    SCENARIOS,
+    ConformanceHarness,
+    GatewayConformance,
+    Scenario,
+    ScenarioNotSupported,
+    WebhookDelivery,
+    tamper_webhook,
+)
+
+__all__ = [
+    "DEFAULT_CURRENCIES",
+    "SCENARIOS",
+    "ConformanceHarness",
+    "GatewayConformance",
+    "SandboxHarness",
+    "Scenario",
+    "ScenarioNotSupported",
+    "WebhookDelivery",
+    "find_pans",
+    "luhn_valid",
+    "tamper_webhook",
+]
