@@ -9,10 +9,9 @@ from typing import Any
 
 from refundkit import InsufficientRefundableBalance, Money, RefundKit, RefundNotAllowed
 from refundkit import _store as st
-from refundkit._kit import _new_refund, _refund_values
+from refundkit._kit import _new_refund
 from refundkit._model import Refund
 from refundkit._policy import check_amount
-from refundkit._schema import payments
 
 
 def naive_reserve(
@@ -34,13 +33,14 @@ def naive_reserve(
     check_amount(q, amount)
     payment = self.payment(payment_id)
     refund = _new_refund(payment, amount, reason, actor, key, self.clock())
-    with self.store.write() as conn:
-        st.insert_refund(conn, _refund_values(refund, fingerprint, void=False))
-        # Lost update: adds to the held total as it was read, not as it is now.
+    with self.store.write() as tx:
+        st.insert_refund(tx, refund, fingerprint, void=False)
+        # Lost update: sets the held total from what was read, not from what it is now.
         held = payment.held.amount if payment.held else 0
-        conn.execute(
-            payments.update().where(payments.c.id == payment_id).values(held=held + amount.amount)
-        )
+        current = st.get_payment(tx, payment_id)
+        assert current is not None
+        assert current.held is not None
+        st.add_held(tx, payment_id, held + amount.amount - current.held.amount)
     return self._submit(refund, payment)
 
 

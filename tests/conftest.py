@@ -81,7 +81,7 @@ TABLES = ("payments", "refunds", "balance_lots", "balance_movements", "events", 
 
 def row_counts(kit: RefundKit) -> dict[str, int]:
     """Rows per table: "nothing was written" is checked by comparing these."""
-    with kit.store.read() as conn:
+    with kit.store.connect() as conn:
         return {
             t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in TABLES
         }

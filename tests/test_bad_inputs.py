@@ -822,11 +822,6 @@ def test_reason_with_control_characters_or_out_of_range_is_invalid_input(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Card.brand is not validated; a full PAN given as the brand is stored in "
-    "payments.card_brand and sent in every charge.refunded event (R-5.3/R-5.4)",
-)
 @pytest.mark.parametrize("form", ["Card", "mapping"])
 def test_r5_3_card_brand_holding_a_pan_is_refused(watch: Watch, kit: RefundKit, form: str) -> None:
     """R-5.3/R-5.4: no field may carry a full PAN, the free-text ``brand`` included."""
@@ -838,11 +833,6 @@ def test_r5_3_card_brand_holding_a_pan_is_refused(watch: Watch, kit: RefundKit, 
     watch.refuses(CardDataRefused, "card_data_refused", call)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: InvalidInput from check_id/_check_destination echoes the refused value, so a "
-    "PAN passed as an id or destination lands in exception messages and logs (R-5.4)",
-)
 @pytest.mark.parametrize(
     "call",
     [
@@ -1066,11 +1056,6 @@ def test_r6_8_customer_balance_total_above_int64_is_refused_or_handled(kit: Refu
 # --- other facade reads ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: events(after=True) raises sqlalchemy.exc.ArgumentError (not a RefundkitError) "
-    "and events(after=1.5) silently returns every event: `after` is not type-checked (R-6.1)",
-)
 @pytest.mark.parametrize("after", [True, 1.5], ids=repr)
 def test_events_after_must_be_an_event_id_or_int(kit: RefundKit, after: Any) -> None:
     """R-6.1 spirit (bool is int) / DESIGN facade contract: typed errors only."""
@@ -1088,13 +1073,6 @@ def test_events_after_an_unknown_event_id(watch: Watch, kit: RefundKit) -> None:
 # --- ordering: refusals that need no state must not run recovery first ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: kit.refund() runs recover() (gateway lookup + resend, journal, event) on a "
-    "payment with an unknown refund BEFORE checking amount > 0 / currency, so a refused "
-    "refund still calls the gateway and writes rows",
-)
 @pytest.mark.parametrize(
     ("amount", "error", "code"),
     [

@@ -219,6 +219,7 @@ def test_r6_4_refusal_names_the_gateway_and_amount() -> None:
 EDGE_GATEWAYS = (STRIPE, ADYEN, ISO_ONLY)
 EDGE_CURRENCIES = ("USD", "JPY", "ISK", "MGA", "IDR", "CLP", "CVE")
 
+
 @pytest.mark.parametrize(
     "amount",
     [

@@ -78,10 +78,12 @@ def test_blocking_a_plugin_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_autoload_can_be_switched_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[str] = []
-    monkeypatch.setattr(
-        "pluggy.PluginManager.load_setuptools_entrypoints",
-        lambda self, group, name=None: loaded.append(group) or 0,
-    )
+
+    def fake_load(self: object, group: str, name: str | None = None) -> int:
+        loaded.append(group)
+        return 0
+
+    monkeypatch.setattr("pluggy.PluginManager.load_setuptools_entrypoints", fake_load)
     PluginManager()
     assert loaded == ["refundkit"]
     monkeypatch.setenv(NO_AUTOLOAD_ENV, "1")

@@ -100,9 +100,9 @@ def apply(kit: RefundKit, sandbox: SandboxGateway, clock: FakeClock, op: tuple[A
             kit.handle_gateway_webhook("sandbox", {SIGNATURE_HEADER: sandbox.sign(body, ts)}, body)
             assert kit.get_refund(done[0].id).status is RefundStatus.REVERSED
     elif kind == "reverse":
-        done = [r for r in sandbox.refunds("sbx_ch_pay_1") if r["status"] == "succeeded"]
-        if done:
-            headers, body = sandbox.reverse(done[0]["gateway_refund_id"])
+        rows = [r for r in sandbox.refunds("sbx_ch_pay_1") if r["status"] == "succeeded"]
+        if rows:
+            headers, body = sandbox.reverse(rows[0]["gateway_refund_id"])
             kit.handle_gateway_webhook("sandbox", headers, body)
 
 

@@ -72,9 +72,7 @@ def run(kit: RefundKit, sql: str, **params: Any) -> None:
 def insert_copy(kit: RefundKit, table: str, **changes: Any) -> None:
     """Insert a copy of ``table``'s first row with fresh unique values and ``changes``."""
     with kit.store.engine.begin() as conn:
-        row = dict(
-            conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY rowid LIMIT 1")).mappings().one()
-        )
+        row = dict(conn.execute(sa.text(f"SELECT * FROM {table} LIMIT 1")).mappings().one())
         row.pop(AUTOINCREMENT.get(table, ""), None)
         row |= FRESH[table] | changes
         columns = ", ".join(f'"{c}"' for c in row)
@@ -393,7 +391,7 @@ def test_head_constant_is_alembics_only_head(kit: RefundKit) -> None:
 def test_downgrade_then_upgrade_round_trips(kit: RefundKit) -> None:
     """Migrations: downgrade to base leaves no table; upgrading again gives the metadata."""
     cfg = alembic_config()
-    with kit.store.write() as conn:
+    with kit.store.connect() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
         assert set(sa.inspect(conn).get_table_names()) == {"alembic_version"}

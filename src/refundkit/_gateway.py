@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from ._currencies import EXPONENTS
 from ._errors import AmountNotRepresentable, InvalidMoneyType
 from ._model import Card
-from ._currencies import EXPONENTS
 from ._money import Money, check_currency
 from ._money import exponent as iso_exponent
 

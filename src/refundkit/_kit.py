@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from . import _store as st
 from ._errors import (
@@ -62,10 +61,9 @@ from ._model import (
 )
 from ._money import Money
 from ._plugins import PluginManager
-from ._policy import PolicyConfig, PolicyContext, check_amount
+from ._policy import PolicyConfig, PolicyContext, check_amount, check_request
 from ._policy import quote as make_quote
-from ._schema import payments as payments_table
-from ._schema import refunds as refunds_table
+from ._schema import from_db_time
 
 log = logging.getLogger("refundkit")
 
@@ -291,10 +289,10 @@ class RefundKit:
         now = self.clock()
         try:
             with self.store.write() as conn:
-                conn.execute(payments_table.insert(), st.payment_values(payment, now))
+                st.insert_payment(conn, payment, now)
                 if payment.destination is Destination.CUSTOMER_BALANCE:
-                    st.insert_lot(conn, _lot_values(payment, now))
-        except sa.exc.IntegrityError:
+                    st.insert_lot(conn, payment, "lot_" + secrets.token_hex(12), now)
+        except self.store.integrity_errors:
             with self.store.read() as conn:
                 existing = st.get_payment(conn, payment.id)
             if existing is None:
@@ -320,7 +318,7 @@ class RefundKit:
         return p
 
     def payments(self, customer_id: str | None = None) -> list[Payment]:
-        with self.store.read() as conn:
+        with self.store.connect() as conn:
             return st.list_payments(conn, customer_id)
 
     # --- quotes -----------------------------------------------------------------------------
@@ -335,7 +333,7 @@ class RefundKit:
             ctx, _ = self._context(conn, payment)
         return make_quote(ctx, self._rules)
 
-    def _context(self, conn: Connection, payment: Payment) -> tuple[PolicyContext, int]:
+    def _context(self, conn: st.Tx, payment: Payment) -> tuple[PolicyContext, int]:
         count, unknown = st.refund_stats(conn, payment.id)
         remaining = spent = None
         spent_on: tuple[str, ...] = ()
@@ -430,6 +428,9 @@ class RefundKit:
                 payment = st.get_payment(conn, payment_id, lock=True)
                 if payment is None:
                     raise PaymentNotFound(f"no payment {payment_id!r}")
+                if amount is not None:
+                    # Refused requests never reach recovery or a gateway.
+                    check_request(payment.amount.currency, amount)
                 ctx, unknown = self._context(conn, payment)
                 if unknown and not ignore_unknown:
                     return True
@@ -439,10 +440,8 @@ class RefundKit:
                 gw = self.gateway(payment.gateway)
                 gw.to_gateway_amount(amt)  # unrepresentable amounts are refused before writing
                 refund = _new_refund(payment, amt, reason, actor, key, now)
-                st.insert_refund(
-                    conn,
-                    _refund_values(refund, fingerprint, void=q.full_only and not payment.settled),
-                )
+                void = q.full_only and not payment.settled
+                st.insert_refund(conn, refund, fingerprint, void=void)
                 st.add_held(conn, payment.id, amt.amount)
                 if payment.destination is Destination.CUSTOMER_BALANCE:
                     lot = st.lot_for_payment(conn, payment.id)
@@ -455,7 +454,7 @@ class RefundKit:
                             now=now,
                             refund_id=refund.id,
                         )
-        except sa.exc.IntegrityError:
+        except self.store.integrity_errors:
             # A concurrent request with the same key won the insert: replay it (R-1.1).
             if key is None:
                 raise
@@ -652,7 +651,7 @@ class RefundKit:
         return updated
 
     def _book(
-        self, conn: Connection, refund: Refund, payment: Payment, to: RefundStatus, now: datetime
+        self, conn: st.Tx, refund: Refund, payment: Payment, to: RefundStatus, now: datetime
     ) -> Payment:
         """Balances and journal for a move to ``to``; returns the payment as it now stands."""
         amt = refund.amount.amount
@@ -690,7 +689,7 @@ class RefundKit:
         After the last attempt of the schedule a refund goes to ``manual_review``.
         """
         now = self.clock()
-        with self.store.read() as conn:
+        with self.store.connect() as conn:
             candidates = st.list_refunds(
                 conn,
                 payment_id=payment_id,
@@ -715,17 +714,17 @@ class RefundKit:
     def _due(self, refund: Refund, now: datetime) -> bool:
         if refund.status in (S.RESERVED, S.SUBMITTED):
             return now - refund.updated_at >= self.in_flight_timeout
-        with self.store.read() as conn:
-            nxt = conn.execute(
-                sa.select(refunds_table.c.next_attempt_at).where(refunds_table.c.id == refund.id)
-            ).scalar()
-        return nxt is None or nxt <= now
+        with self.store.read() as tx:
+            row = st.get_refund_row(tx, refund.id)
+        nxt = row["next_attempt_at"] if row else None
+        return nxt is None or from_db_time(nxt) <= now
 
     def _recover_one(self, refund: Refund, now: datetime) -> Refund:
         payment = self.payment(refund.payment_id)
         gw = self.gateway(refund.gateway)
-        with self.store.read() as conn:
-            void = st.refund_is_void(conn, refund.id)
+        with self.store.read() as tx:
+            row = st.get_refund_row(tx, refund.id)
+        void = bool(row and row["void"])
         request = _request(refund, payment, void)
         try:
             found = gw.lookup_refund(request) if gw.capabilities.lookup else None
@@ -844,7 +843,7 @@ class RefundKit:
 
     def refunds(self, payment_id: str | None = None, *, status: str | None = None) -> list[Refund]:
         statuses = [RefundStatus(status).value] if status else None
-        with self.store.read() as conn:
+        with self.store.connect() as conn:
             return st.list_refunds(conn, payment_id=payment_id, statuses=statuses)
 
     def events(
@@ -855,26 +854,28 @@ class RefundKit:
         refund_id: str | None = None,
     ) -> list[Event]:
         """Outbox events, oldest first; ``after`` is an event id or sequence number."""
-        with self.store.read() as conn:
+        with self.store.connect() as conn:
             seq = 0
             if isinstance(after, str):
                 found = st.event_seq(conn, after)
                 if found is None:
                     raise InvalidInput(f"no event {after!r}")
                 seq = found
-            elif isinstance(after, int):
+            elif type(after) is int:
                 seq = after
+            elif after is not None:
+                raise InvalidInput("after must be an event id or a sequence number")
             return st.list_events(conn, after_seq=seq, limit=limit, refund_id=refund_id)
 
     def journal(self, refund_id: str | None = None) -> list[JournalLine]:
-        with self.store.read() as conn:
+        with self.store.connect() as conn:
             return st.list_journal(conn, refund_id)
 
     def dispatch_events(self) -> int:
         """Hand undelivered outbox events to ``refundkit_on_event`` listeners (at least once)."""
         if not self._listeners:
             return 0
-        with self.store.read() as conn:
+        with self.store.connect() as conn:
             pending = st.list_events(conn, undispatched=True, limit=500)
         done: list[int] = []
         for ev in pending:
@@ -885,7 +886,7 @@ class RefundKit:
                 break
             done.append(ev.seq)
         if done:
-            with self.store.write() as conn:
+            with self.store.connect() as conn:
                 st.mark_dispatched(conn, done, self.clock())
         return len(done)
 
@@ -975,9 +976,7 @@ def _check_destination(value: Destination | str) -> Destination:
     try:
         return Destination(value)
     except ValueError:
-        raise InvalidInput(
-            f"destination must be 'invoice' or 'customer_balance', not {value!r}"
-        ) from None
+        raise InvalidInput("destination must be 'invoice' or 'customer_balance'") from None
 
 
 _SECRET_CARD_FIELDS = {
@@ -1009,18 +1008,6 @@ def _check_card(card: Card | Mapping[str, Any] | None) -> Card | None:
         raise InvalidInput(f"card: {exc}") from None
 
 
-def _lot_values(payment: Payment, now: datetime) -> dict[str, Any]:
-    return {
-        "id": "lot_" + secrets.token_hex(12),
-        "customer_id": payment.customer_id,
-        "currency": payment.amount.currency,
-        "funding_payment_id": payment.id,
-        "amount": payment.amount.amount,
-        "remaining": payment.amount.amount,
-        "created_at": now,
-    }
-
-
 def _new_refund(
     payment: Payment,
     amount: Money,
@@ -1045,25 +1032,6 @@ def _new_refund(
         created_at=now,
         updated_at=now,
     )
-
-
-def _refund_values(refund: Refund, fingerprint: str, *, void: bool) -> dict[str, Any]:
-    return {
-        "id": refund.id,
-        "payment_id": refund.payment_id,
-        "gateway": refund.gateway,
-        "currency": refund.amount.currency,
-        "amount": refund.amount.amount,
-        "status": refund.status.value,
-        "reason": refund.reason,
-        "actor": refund.actor,
-        "idempotency_key": refund.idempotency_key,
-        "request_fingerprint": fingerprint,
-        "gateway_idempotency_key": refund.gateway_idempotency_key,
-        "void": int(void),
-        "created_at": refund.created_at,
-        "updated_at": refund.updated_at,
-    }
 
 
 def _request(refund: Refund, payment: Payment, void: bool) -> GatewayRefundRequest:

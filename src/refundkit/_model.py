@@ -16,11 +16,13 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}", re.ASCII)
 
 
 def check_id(value: object, what: str) -> str:
-    """Ids are short printable ASCII tokens; anything else is refused before it is stored."""
+    """Ids are short printable ASCII tokens; anything else is refused before it is stored.
+
+    The refused value is not echoed: it could be a card number typed into the wrong field.
+    """
     if type(value) is not str or not _ID_RE.fullmatch(value):
         raise InvalidInput(
-            f"{what} must be 1-128 characters of letters, digits, '_', '-', '.', ':' "
-            f"(got {value!r:.40})"
+            f"{what} must be 1-128 characters of letters, digits, '_', '-', '.', ':'"
         )
     return value
 
@@ -76,6 +78,8 @@ IN_FLIGHT = frozenset(
 )
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
+# No digits at all in a brand: a card number must never hide there.
+_BRAND = re.compile(r"[A-Za-z][A-Za-z _.-]{0,31}", re.ASCII)
 
 
 @attrs.frozen
@@ -89,7 +93,11 @@ class Card:
     first6: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if not (len(self.last4) == 4 and _DIGITS.fullmatch(self.last4)):
+        if not (isinstance(self.brand, str) and _BRAND.fullmatch(self.brand)):
+            raise CardDataRefused("card brand must be a name like 'visa' (letters only)")
+        if not (
+            isinstance(self.last4, str) and len(self.last4) == 4 and _DIGITS.fullmatch(self.last4)
+        ):
             raise CardDataRefused("card last4 must be exactly 4 digits")
         if self.first6 is not None and not (
             len(self.first6) == 6 and _DIGITS.fullmatch(self.first6)

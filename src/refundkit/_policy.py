@@ -216,18 +216,11 @@ def quote(ctx: PolicyContext, extra_rules: Iterable[Rule] = ()) -> Quote:
     )
 
 
-def check_amount(q: Quote, amount: Money) -> None:
-    """Raise the refusal a person can act on, or return when ``amount`` may be refunded now."""
-    currency = q.max_amount.currency
+def check_request(currency: str, amount: Money) -> None:
+    """Checks of the request itself, which no state can change: currency and sign."""
     if amount.currency != currency:
         raise CurrencyMismatch(
             f"the refund is in {amount.currency} but the payment was in {currency}"
-        )
-    if not q.refundable:
-        blocking = [lim for lim in q.limits if lim.amount <= q.max_amount]
-        raise RefundNotAllowed(
-            " ".join(lim.message for lim in blocking) or "This payment cannot be refunded now.",
-            blocking,
         )
     if amount.amount <= 0:
         zero = Money.zero(currency)
@@ -235,6 +228,17 @@ def check_amount(q: Quote, amount: Money) -> None:
             f"a refund must be more than {zero}",
             [Limit("amount_positive", zero, f"A refund must be more than {zero}.")],
         )
+
+
+def check_amount(q: Quote, amount: Money) -> None:
+    """Raise the refusal a person can act on, or return when ``amount`` may be refunded now."""
+    if not q.refundable:
+        blocking = [lim for lim in q.limits if lim.amount <= q.max_amount]
+        raise RefundNotAllowed(
+            " ".join(lim.message for lim in blocking) or "This payment cannot be refunded now.",
+            blocking,
+        )
+    check_request(q.max_amount.currency, amount)
     if amount > q.max_amount:
         binding = [lim for lim in q.limits if lim.amount < amount]
         reasons = " ".join(lim.message for lim in binding)

@@ -8,6 +8,7 @@ itself refuses ``1.5`` or ``'x'`` in an amount column (R-6.8); CHECK constraints
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,17 @@ Flag = sa.Integer  # 0/1; SQLite STRICT has no BOOLEAN
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+@functools.lru_cache(maxsize=16)  # a refund writes the same "now" several times
+def to_db_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("refundkit stores aware UTC datetimes only")
+    return value.astimezone(UTC).strftime(_TS_FORMAT)
+
+
+def from_db_time(value: str) -> datetime:
+    return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
+
+
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Aware UTC datetimes stored as fixed-width ISO text, so they sort and compare as text."""
 
@@ -28,17 +40,15 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("refundkit stores aware UTC datetimes only")
-        return value.astimezone(UTC).strftime(_TS_FORMAT)
+        return None if value is None else to_db_time(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
+        return None if value is None else from_db_time(value)
 
+
+#: Refunds whose outcome is still open; recovery looks only at these (a partial index).
+IN_FLIGHT_STATUSES = ("reserved", "submitted", "unknown", "pending")
+IN_FLIGHT_WHERE = "status IN ('reserved', 'submitted', 'unknown', 'pending')"
 
 STATUSES = (
     "reserved",
@@ -95,7 +105,7 @@ refunds = sa.Table(
     sa.Column("gateway", sa.Text, nullable=False),
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("amount", Amount, nullable=False),
-    sa.Column("status", sa.Text, nullable=False, index=True),
+    sa.Column("status", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("actor", sa.Text, nullable=True),
     sa.Column("idempotency_key", sa.Text, nullable=True, unique=True),
@@ -115,6 +125,14 @@ refunds = sa.Table(
         "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="ck_refunds_status"
     ),
     sqlite_strict=True,
+    # Clustered on the refund id: one b-tree fewer to write per refund.
+    sqlite_with_rowid=False,
+)
+sa.Index(
+    "ix_refunds_in_flight",
+    refunds.c.status,
+    sqlite_where=sa.text(IN_FLIGHT_WHERE),
+    postgresql_where=sa.text(IN_FLIGHT_WHERE),
 )
 
 balance_lots = sa.Table(
@@ -158,7 +176,7 @@ events = sa.Table(
     sa.Column("id", sa.Text, nullable=False, unique=True),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("created", sa.Text, nullable=False),
-    sa.Column("refund_id", sa.Text, nullable=True, index=True),
+    sa.Column("refund_id", sa.Text, nullable=True),
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("dispatched_at", UTCDateTime, nullable=True),
     sqlite_strict=True,
@@ -168,8 +186,8 @@ journal_lines = sa.Table(
     "journal_lines",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("journal_id", sa.Text, nullable=False, index=True),
-    sa.Column("refund_id", sa.Text, sa.ForeignKey("refunds.id"), nullable=False, index=True),
+    sa.Column("journal_id", sa.Text, nullable=False),
+    sa.Column("refund_id", sa.Text, sa.ForeignKey("refunds.id"), nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("account", sa.Text, nullable=False),
     sa.Column("side", sa.Text, nullable=False),

@@ -1,8 +1,13 @@
-"""The store: SQLAlchemy Core on SQLite (default) or PostgreSQL. It never sees a gateway.
+"""The store: SQLAlchemy on SQLite (default) or PostgreSQL. It never sees a gateway.
 
 Write transactions on SQLite start with ``BEGIN IMMEDIATE`` (R-3.3): the driver's own deferred
 BEGIN is switched off, so a read-then-write can never be overtaken by another writer. On
 PostgreSQL the payment row is locked with ``SELECT … FOR UPDATE``.
+
+SQLAlchemy owns the engine, the pool, the schema and the migrations, and compiles every
+statement below for the store's dialect once. The refund path then runs those statements on
+the pooled DBAPI connection (``Tx``): per-execution overhead of the full Core pipeline would
+otherwise cost more than the durable writes themselves (see benchmarks/refund_overhead.py).
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from . import migrations
 from ._errors import ConfigurationError, StoreNotFound
 from ._model import Card, Destination, Event, JournalLine, Payment, Refund, RefundStatus
 from ._money import Money
-from ._schema import balance_lots, balance_movements, events, journal_lines, payments, refunds
+from ._schema import (
+    STATUSES,
+    events,
+    from_db_time,
+    journal_lines,
+    payments,
+    refunds,
+    to_db_time,
+)
 
 _WRITE = "refundkit_write"
 _DURABLE = "refundkit_durable"
@@ -34,7 +47,11 @@ def create_engine(url: str) -> Engine:
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
-        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        kwargs: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": 30},
+            # Every refundkit transaction ends in commit or rollback: skip the pool's own.
+            "pool_reset_on_return": None,
+        }
         if memory:
             kwargs["poolclass"] = StaticPool  # one shared connection, or each sees its own DB
         engine = sa.create_engine(url, **kwargs)
@@ -54,12 +71,12 @@ def check_exists(url: str) -> None:
     """Refuse a missing SQLite file instead of creating an empty store."""
     parsed = parse_url(url)
     db = parsed.database
-    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:":
-        if not Path(db).exists():
-            raise StoreNotFound(
-                f"no refundkit store at {db}: pass --db (or REFUNDKIT_DB), "
-                "record a payment first, or try `refundkit demo`"
-            )
+    is_file = parsed.get_backend_name() == "sqlite" and db and db != ":memory:"
+    if is_file and not Path(str(db)).exists():
+        raise StoreNotFound(
+            f"no refundkit store at {db}: pass --db (or REFUNDKIT_DB), "
+            "record a payment first, or try `refundkit demo`"
+        )
 
 
 def configure_sqlite(engine: Engine) -> None:
@@ -92,26 +109,57 @@ class Store:
             configure_sqlite(engine)
         self._write_engine = engine.execution_options(**{_WRITE: True})
         self.url = engine.url
+        self._sql = {name: Prepared(sql, engine.dialect) for name, sql in SQL.items()}
+        dbapi = engine.dialect.loaded_dbapi
+        #: What a unique or CHECK violation raises, through Core or on the raw connection.
+        self.integrity_errors: tuple[type[Exception], ...] = (
+            sa.exc.IntegrityError,
+            dbapi.IntegrityError,
+        )
 
     # --- transactions -----------------------------------------------------------------------
 
     @contextmanager
-    def write(self, *, durable: bool = True) -> Iterator[Connection]:
-        """One short write transaction. ``durable=False`` skips the fsync on SQLite: only for
-        advisory marks that recovery never relies on (see ``RefundKit._submit``)."""
-        with self._write_engine.connect() as conn:
-            raw = conn.connection.dbapi_connection if self.is_sqlite and not durable else None
-            if raw is not None:
-                raw.execute("PRAGMA synchronous=NORMAL")
+    def write(self, *, durable: bool = True) -> Iterator[Tx]:
+        """One short write transaction (``BEGIN IMMEDIATE`` on SQLite).
+
+        ``durable=False`` skips the fsync on SQLite: only for advisory marks that recovery
+        never relies on (see ``RefundKit._submit``)."""
+        raw = self.engine.raw_connection()
+        try:
+            fast = self.is_sqlite and not durable
+            if fast:
+                raw.cursor().execute("PRAGMA synchronous=NORMAL")
+            if self.is_sqlite:
+                raw.cursor().execute("BEGIN IMMEDIATE")
             try:
-                with conn.begin():
-                    yield conn
-            finally:
-                if raw is not None:
-                    raw.execute("PRAGMA synchronous=FULL")
+                yield Tx(raw, self._sql, self.engine.dialect)
+            except BaseException:
+                raw.rollback()
+                raise
+            raw.commit()
+            if fast:
+                raw.cursor().execute("PRAGMA synchronous=FULL")
+        finally:
+            raw.close()  # back to the pool
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Tx]:
+        """A consistent read (one snapshot) for several statements."""
+        raw = self.engine.raw_connection()
+        try:
+            if self.is_sqlite:
+                raw.cursor().execute("BEGIN")
+            try:
+                yield Tx(raw, self._sql, self.engine.dialect)
+            finally:
+                raw.rollback()
+        finally:
+            raw.close()
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A SQLAlchemy connection, for ad-hoc Core queries (reports, tests)."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
@@ -119,7 +167,7 @@ class Store:
 
     def migrate(self) -> None:
         """Create or upgrade the schema with Alembic (skipped when already at HEAD)."""
-        with self.write() as conn:
+        with self._write_engine.connect() as conn, conn.begin():
             if self._revision(conn) == migrations.HEAD:
                 return
             from alembic import command
@@ -139,14 +187,140 @@ class Store:
         self.engine.dispose()
 
 
+# --- statements -------------------------------------------------------------------------------
+
+
+class Prepared:
+    """A statement compiled once for the store's dialect; run on a DBAPI cursor."""
+
+    def __init__(self, sql: str, dialect: sa.engine.Dialect) -> None:
+        for_update = sql.endswith(" FOR UPDATE")
+        if for_update:
+            sql = sql.removesuffix(" FOR UPDATE")
+            # SQLite has no row locks: BEGIN IMMEDIATE already holds the write lock.
+            if dialect.name != "sqlite":
+                sql += " FOR UPDATE"
+        compiled = sa.text(sql).compile(dialect=dialect)
+        self.sql = str(compiled)
+        positional = compiled.positional
+        self.names: list[str] | None = list(compiled.positiontup or ()) if positional else None
+
+    def params(self, values: dict[str, Any]) -> Any:
+        if self.names is None:
+            return values
+        return tuple(values[name] for name in self.names)
+
+
+_PAYMENT_COLUMNS = (
+    "id, customer_id, currency, amount, held, refunded, gateway, gateway_payment_id, "
+    "destination, invoice_id, captured_at, card_brand, card_last4, card_first6, "
+    "card_exp_month, card_exp_year, disputed, settled, created_at"
+)
+_REFUND_COLUMNS = (
+    "id, payment_id, gateway, currency, amount, status, reason, actor, idempotency_key, "
+    "request_fingerprint, gateway_idempotency_key, gateway_refund_id, void, failure_code, "
+    "failure_message, attempts, next_attempt_at, created_at, updated_at"
+)
+
+
+def _insert(table: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+
+
+SQL: dict[str, str] = {
+    "get_payment": f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = :id",
+    "lock_payment": f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = :id FOR UPDATE",
+    "insert_payment": _insert("payments", _PAYMENT_COLUMNS),
+    "add_held": "UPDATE payments SET held = held + :delta WHERE id = :id",
+    "add_refunded": (
+        "UPDATE payments SET held = held + :held_delta, refunded = refunded + :delta "
+        "WHERE id = :id RETURNING refunded"
+    ),
+    "refund_stats": (
+        "SELECT count(*), coalesce(sum(CASE WHEN status = 'unknown' THEN 1 ELSE 0 END), 0) "
+        "FROM refunds WHERE payment_id = :pid AND status NOT IN ('failed', 'reversed')"
+    ),
+    "insert_refund": _insert(
+        "refunds",
+        "id, payment_id, gateway, currency, amount, status, reason, actor, idempotency_key, "
+        "request_fingerprint, gateway_idempotency_key, void, attempts, created_at, updated_at",
+    ),
+    "get_refund": f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE id = :id",
+    "refund_by_key": f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE idempotency_key = :key",
+    "refund_by_gateway_id": (
+        f"SELECT {_REFUND_COLUMNS} FROM refunds "
+        "WHERE gateway = :gateway AND gateway_refund_id = :grid"
+    ),
+    "lot_for_payment": (
+        "SELECT id, amount, remaining FROM balance_lots WHERE funding_payment_id = :pid"
+    ),
+    "lot_spent_on": (
+        "SELECT reference FROM balance_movements "
+        "WHERE lot_id = :lot AND kind = 'redemption' ORDER BY id"
+    ),
+    "insert_lot": _insert(
+        "balance_lots",
+        "id, customer_id, currency, funding_payment_id, amount, remaining, created_at",
+    ),
+    "move_lot": "UPDATE balance_lots SET remaining = remaining + :delta WHERE id = :lot",
+    "insert_movement": _insert(
+        "balance_movements", "lot_id, kind, amount, reference, refund_id, created_at"
+    ),
+    "customer_lots": (
+        "SELECT id, currency, funding_payment_id, amount, remaining, created_at "
+        "FROM balance_lots WHERE customer_id = :cid ORDER BY created_at, id"
+    ),
+    "insert_event": _insert("events", "id, type, created, refund_id, payload"),
+    "insert_journal": _insert(
+        "journal_lines", "journal_id, refund_id, kind, account, side, currency, amount, posted_at"
+    ),
+}
+
+
+class Tx:
+    """One transaction on a pooled DBAPI connection, running the prepared statements."""
+
+    __slots__ = ("_cur", "_sql", "dialect", "raw")
+
+    def __init__(self, raw: Any, sql: dict[str, Prepared], dialect: sa.engine.Dialect) -> None:
+        self.raw = raw
+        self._sql = sql
+        self.dialect = dialect
+        self._cur = raw.cursor()
+
+    def run(self, name: str, **values: Any) -> Any:
+        stmt = self._sql[name]
+        self._cur.execute(stmt.sql, stmt.params(values))
+        return self._cur
+
+    def many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        stmt = self._sql[name]
+        self._cur.executemany(stmt.sql, [stmt.params(r) for r in rows])
+
+    def first(self, name: str, **values: Any) -> dict[str, Any] | None:
+        cur = self.run(name, **values)
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip((d[0] for d in cur.description), row, strict=True))
+
+    def all(self, name: str, **values: Any) -> list[tuple[Any, ...]]:
+        return list(self.run(name, **values).fetchall())
+
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+    def execute_sql(self, sql: str, params: Any = ()) -> Any:
+        """A statement already in the driver's paramstyle (built by ``transition_refund``)."""
+        self._cur.execute(sql, params)
+        return self._cur
+
+
 # --- payments -------------------------------------------------------------------------------
 
-_SELECT_PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("id"))
-_LOCK_PAYMENT = _SELECT_PAYMENT.with_for_update()
 
-
-def payment_from_row(row: Row[Any] | sa.RowMapping) -> Payment:
-    m = row._mapping if isinstance(row, Row) else row
+def payment_from_row(m: dict[str, Any]) -> Payment:
     card = None
     if m["card_last4"]:
         card = Card(
@@ -164,7 +338,7 @@ def payment_from_row(row: Row[Any] | sa.RowMapping) -> Payment:
         gateway=m["gateway"],
         gateway_payment_id=m["gateway_payment_id"],
         destination=Destination(m["destination"]),
-        captured_at=m["captured_at"],
+        captured_at=from_db_time(m["captured_at"]),
         card=card,
         invoice_id=m["invoice_id"],
         disputed=bool(m["disputed"]),
@@ -174,90 +348,73 @@ def payment_from_row(row: Row[Any] | sa.RowMapping) -> Payment:
     )
 
 
-def get_payment(conn: Connection, payment_id: str, *, lock: bool = False) -> Payment | None:
-    row = conn.execute(_LOCK_PAYMENT if lock else _SELECT_PAYMENT, {"id": payment_id}).first()
+def get_payment(tx: Tx, payment_id: str, *, lock: bool = False) -> Payment | None:
+    row = tx.first("lock_payment" if lock else "get_payment", id=payment_id)
     return payment_from_row(row) if row else None
 
 
-def payment_values(p: Payment, now: datetime) -> dict[str, Any]:
+def insert_payment(tx: Tx, p: Payment, now: datetime) -> None:
     c = p.card
-    return {
-        "id": p.id,
-        "customer_id": p.customer_id,
-        "currency": p.amount.currency,
-        "amount": p.amount.amount,
-        "held": 0,
-        "refunded": 0,
-        "gateway": p.gateway,
-        "gateway_payment_id": p.gateway_payment_id,
-        "destination": p.destination.value,
-        "invoice_id": p.invoice_id,
-        "captured_at": p.captured_at,
-        "card_brand": c.brand if c else None,
-        "card_last4": c.last4 if c else None,
-        "card_first6": c.first6 if c else None,
-        "card_exp_month": c.exp_month if c else None,
-        "card_exp_year": c.exp_year if c else None,
-        "disputed": int(p.disputed),
-        "settled": int(p.settled),
-        "created_at": now,
-    }
+    tx.run(
+        "insert_payment",
+        id=p.id,
+        customer_id=p.customer_id,
+        currency=p.amount.currency,
+        amount=p.amount.amount,
+        held=0,
+        refunded=0,
+        gateway=p.gateway,
+        gateway_payment_id=p.gateway_payment_id,
+        destination=p.destination.value,
+        invoice_id=p.invoice_id,
+        captured_at=to_db_time(p.captured_at),
+        card_brand=c.brand if c else None,
+        card_last4=c.last4 if c else None,
+        card_first6=c.first6 if c else None,
+        card_exp_month=c.exp_month if c else None,
+        card_exp_year=c.exp_year if c else None,
+        disputed=int(p.disputed),
+        settled=int(p.settled),
+        created_at=to_db_time(now),
+    )
 
 
 def list_payments(conn: Connection, customer_id: str | None = None) -> list[Payment]:
     q = sa.select(payments).order_by(payments.c.created_at, payments.c.id)
     if customer_id is not None:
         q = q.where(payments.c.customer_id == customer_id)
-    return [payment_from_row(r) for r in conn.execute(q)]
+    return [payment_from_row(_raw_mapping(r)) for r in conn.execute(q)]
 
 
-_ADD_HELD = (
-    payments.update()
-    .where(payments.c.id == sa.bindparam("pid"))
-    .values(held=payments.c.held + sa.bindparam("delta"))
-)
-_ADD_REFUNDED = (
-    payments.update()
-    .where(payments.c.id == sa.bindparam("pid"))
-    .values(
-        held=payments.c.held + sa.bindparam("held_delta"),
-        refunded=payments.c.refunded + sa.bindparam("delta"),
-    )
-    .returning(payments.c.held, payments.c.refunded)
-)
+def _raw_mapping(row: Row[Any]) -> dict[str, Any]:
+    """A Core row as the plain dict the raw path reads (timestamps back to text)."""
+    m = dict(row._mapping)
+    for key, value in m.items():
+        if isinstance(value, datetime):
+            m[key] = to_db_time(value)
+    return m
 
 
-def add_held(conn: Connection, payment_id: str, delta: int) -> None:
-    conn.execute(_ADD_HELD, {"pid": payment_id, "delta": delta})
+def add_held(tx: Tx, payment_id: str, delta: int) -> None:
+    tx.run("add_held", id=payment_id, delta=delta)
 
 
-def add_refunded(conn: Connection, payment_id: str, delta: int, held_delta: int = 0) -> int:
+def add_refunded(tx: Tx, payment_id: str, delta: int, held_delta: int = 0) -> int:
     """Adjust the succeeded total (and the held total); return the new succeeded total."""
-    row = conn.execute(
-        _ADD_REFUNDED, {"pid": payment_id, "delta": delta, "held_delta": held_delta}
-    ).one()
-    return int(row.refunded)
+    row = tx.run("add_refunded", id=payment_id, delta=delta, held_delta=held_delta).fetchone()
+    return int(row[0])
 
 
 # --- refunds --------------------------------------------------------------------------------
 
-_REFUND_STATS = sa.select(
-    sa.func.count(),
-    sa.func.coalesce(sa.func.sum(sa.case((refunds.c.status == "unknown", 1), else_=0)), 0),
-).where(
-    refunds.c.payment_id == sa.bindparam("pid"),
-    refunds.c.status.not_in(["failed", "reversed"]),
-)
 
-
-def refund_stats(conn: Connection, payment_id: str) -> tuple[int, int]:
+def refund_stats(tx: Tx, payment_id: str) -> tuple[int, int]:
     """(refunds holding balance, of which unknown) for one payment."""
-    count, unknown = conn.execute(_REFUND_STATS, {"pid": payment_id}).one()
+    count, unknown = tx.run("refund_stats", pid=payment_id).fetchone()
     return int(count), int(unknown)
 
 
-def refund_from_row(row: Row[Any]) -> Refund:
-    m = row._mapping
+def refund_from_row(m: dict[str, Any]) -> Refund:
     return Refund(
         id=m["id"],
         payment_id=m["payment_id"],
@@ -269,50 +426,52 @@ def refund_from_row(row: Row[Any]) -> Refund:
         gateway=m["gateway"],
         gateway_idempotency_key=m["gateway_idempotency_key"],
         gateway_refund_id=m["gateway_refund_id"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
+        created_at=from_db_time(m["created_at"]),
+        updated_at=from_db_time(m["updated_at"]),
         failure_code=m["failure_code"],
         failure_message=m["failure_message"],
         attempts=m["attempts"],
     )
 
 
-_INSERT_REFUND = refunds.insert()
-_BY_ID = sa.select(refunds).where(refunds.c.id == sa.bindparam("v"))
-_BY_KEY = sa.select(refunds).where(refunds.c.idempotency_key == sa.bindparam("v"))
+def insert_refund(tx: Tx, refund: Refund, fingerprint: str, *, void: bool) -> None:
+    tx.run(
+        "insert_refund",
+        id=refund.id,
+        payment_id=refund.payment_id,
+        gateway=refund.gateway,
+        currency=refund.amount.currency,
+        amount=refund.amount.amount,
+        status=refund.status.value,
+        reason=refund.reason,
+        actor=refund.actor,
+        idempotency_key=refund.idempotency_key,
+        request_fingerprint=fingerprint,
+        gateway_idempotency_key=refund.gateway_idempotency_key,
+        void=int(void),
+        attempts=0,
+        created_at=to_db_time(refund.created_at),
+        updated_at=to_db_time(refund.updated_at),
+    )
 
 
-def insert_refund(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(_INSERT_REFUND, values)
+def get_refund_row(tx: Tx, refund_id: str) -> dict[str, Any] | None:
+    return tx.first("get_refund", id=refund_id)
 
 
-def get_refund(conn: Connection, refund_id: str) -> Refund | None:
-    row = conn.execute(_BY_ID, {"v": refund_id}).first()
+def get_refund(tx: Tx, refund_id: str) -> Refund | None:
+    row = tx.first("get_refund", id=refund_id)
     return refund_from_row(row) if row else None
 
 
-def refund_fingerprint(conn: Connection, refund_id: str) -> str | None:
-    return conn.execute(
-        sa.select(refunds.c.request_fingerprint).where(refunds.c.id == refund_id)
-    ).scalar()
+def refund_by_key(tx: Tx, key: str) -> tuple[Refund, str] | None:
+    row = tx.first("refund_by_key", key=key)
+    return (refund_from_row(row), row["request_fingerprint"]) if row else None
 
 
-def refund_by_key(conn: Connection, key: str) -> tuple[Refund, str] | None:
-    row = conn.execute(_BY_KEY, {"v": key}).first()
-    return (refund_from_row(row), row._mapping["request_fingerprint"]) if row else None
-
-
-def refund_by_gateway_id(conn: Connection, gateway: str, gateway_refund_id: str) -> Refund | None:
-    row = conn.execute(
-        sa.select(refunds).where(
-            refunds.c.gateway == gateway, refunds.c.gateway_refund_id == gateway_refund_id
-        )
-    ).first()
+def refund_by_gateway_id(tx: Tx, gateway: str, gateway_refund_id: str) -> Refund | None:
+    row = tx.first("refund_by_gateway_id", gateway=gateway, grid=gateway_refund_id)
     return refund_from_row(row) if row else None
-
-
-def refund_is_void(conn: Connection, refund_id: str) -> bool:
-    return bool(conn.execute(sa.select(refunds.c.void).where(refunds.c.id == refund_id)).scalar())
 
 
 def list_refunds(
@@ -326,60 +485,81 @@ def list_refunds(
         q = q.where(refunds.c.payment_id == payment_id)
     if statuses is not None:
         q = q.where(refunds.c.status.in_(list(statuses)))
-    return [refund_from_row(r) for r in conn.execute(q)]
+    return [refund_from_row(_raw_mapping(r)) for r in conn.execute(q)]
 
 
-_TRANSITION = refunds.update().where(
-    refunds.c.id == sa.bindparam("rid"), refunds.c.status.in_(sa.bindparam("froms", expanding=True))
+_UPDATABLE = frozenset(
+    {
+        "status",
+        "updated_at",
+        "gateway_refund_id",
+        "failure_code",
+        "failure_message",
+        "idempotency_key",
+        "next_attempt_at",
+        "attempts",
+    }
 )
 
 
+def _prepared_update(tx: Tx, columns: tuple[str, ...], froms: tuple[str, ...]) -> str:
+    """The name of a cached ``UPDATE refunds`` for these columns (and allowed statuses)."""
+    name = f"update:{','.join(columns)}:{','.join(froms)}"
+    if name not in tx._sql:
+        unknown = set(columns) - _UPDATABLE
+        if unknown:  # column names are spliced into SQL, so only known ones pass
+            raise ValueError(f"cannot update refund columns {sorted(unknown)}")
+        sets = ", ".join(f"{c} = :{c}" for c in columns)
+        where = "id = :rid"
+        if froms:
+            where += " AND status IN (" + ", ".join(f"'{x}'" for x in froms if x in STATUSES) + ")"
+        tx._sql[name] = Prepared(f"UPDATE refunds SET {sets} WHERE {where}", tx.dialect)
+    return name
+
+
+def _db_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_db_time(v) if isinstance(v, datetime) else v for k, v in values.items()}
+
+
 def transition_refund(
-    conn: Connection, refund_id: str, froms: Sequence[str], values: dict[str, Any]
+    tx: Tx, refund_id: str, froms: tuple[str, ...], values: dict[str, Any]
 ) -> bool:
     """Move a refund only if it is still in one of ``froms``; False if someone else moved it."""
-    result = conn.execute(_TRANSITION.values(**values), {"rid": refund_id, "froms": list(froms)})
-    return result.rowcount == 1
+    name = _prepared_update(tx, tuple(sorted(values)), froms)
+    tx.run(name, rid=refund_id, **_db_values(values))
+    return tx.rowcount() == 1
 
 
-def update_refund(conn: Connection, refund_id: str, values: dict[str, Any]) -> None:
-    conn.execute(refunds.update().where(refunds.c.id == refund_id).values(**values))
+def update_refund(tx: Tx, refund_id: str, values: dict[str, Any]) -> None:
+    tx.run(_prepared_update(tx, tuple(sorted(values)), ()), rid=refund_id, **_db_values(values))
 
 
 # --- balance lots ---------------------------------------------------------------------------
 
-_LOT_FOR_PAYMENT = sa.select(balance_lots).where(
-    balance_lots.c.funding_payment_id == sa.bindparam("pid")
-)
+
+def lot_for_payment(tx: Tx, payment_id: str) -> dict[str, Any] | None:
+    return tx.first("lot_for_payment", pid=payment_id)
 
 
-def lot_for_payment(conn: Connection, payment_id: str) -> sa.RowMapping | None:
-    row = conn.execute(_LOT_FOR_PAYMENT, {"pid": payment_id}).first()
-    return row._mapping if row else None
+def lot_spent_on(tx: Tx, lot_id: str) -> list[str]:
+    return [r[0] for r in tx.all("lot_spent_on", lot=lot_id) if r[0]]
 
 
-def lot_spent_on(conn: Connection, lot_id: str) -> list[str]:
-    rows = conn.execute(
-        sa.select(balance_movements.c.reference)
-        .where(balance_movements.c.lot_id == lot_id, balance_movements.c.kind == "redemption")
-        .order_by(balance_movements.c.id)
+def insert_lot(tx: Tx, payment: Payment, lot_id: str, now: datetime) -> None:
+    tx.run(
+        "insert_lot",
+        id=lot_id,
+        customer_id=payment.customer_id,
+        currency=payment.amount.currency,
+        funding_payment_id=payment.id,
+        amount=payment.amount.amount,
+        remaining=payment.amount.amount,
+        created_at=to_db_time(now),
     )
-    return [r.reference for r in rows if r.reference]
-
-
-def insert_lot(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(balance_lots.insert(), values)
-
-
-_MOVE_LOT = (
-    balance_lots.update()
-    .where(balance_lots.c.id == sa.bindparam("lid"))
-    .values(remaining=balance_lots.c.remaining + sa.bindparam("delta"))
-)
 
 
 def move_lot(
-    conn: Connection,
+    tx: Tx,
     lot_id: str,
     delta: int,
     *,
@@ -389,45 +569,38 @@ def move_lot(
     refund_id: str | None = None,
 ) -> None:
     """Change a lot's remaining amount and record why (negative consumes)."""
-    conn.execute(_MOVE_LOT, {"lid": lot_id, "delta": delta})
-    conn.execute(
-        balance_movements.insert(),
-        {
-            "lot_id": lot_id,
-            "kind": kind,
-            "amount": delta,
-            "reference": reference,
-            "refund_id": refund_id,
-            "created_at": now,
-        },
+    tx.run("move_lot", lot=lot_id, delta=delta)
+    tx.run(
+        "insert_movement",
+        lot_id=lot_id,
+        kind=kind,
+        amount=delta,
+        reference=reference,
+        refund_id=refund_id,
+        created_at=to_db_time(now),
     )
 
 
-def customer_lots(conn: Connection, customer_id: str) -> list[sa.RowMapping]:
-    rows = conn.execute(
-        sa.select(balance_lots)
-        .where(balance_lots.c.customer_id == customer_id)
-        .order_by(balance_lots.c.created_at, balance_lots.c.id)
-    )
-    return [r._mapping for r in rows]
+def customer_lots(tx: Tx, customer_id: str) -> list[dict[str, Any]]:
+    cur = tx.run("customer_lots", cid=customer_id)
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    for row in rows:
+        row["created_at"] = from_db_time(row["created_at"])
+    return rows
 
 
 # --- events and journal ---------------------------------------------------------------------
 
-_INSERT_EVENT = events.insert()
-_INSERT_LINES = journal_lines.insert()
 
-
-def insert_event(conn: Connection, payload: dict[str, Any], refund_id: str | None) -> None:
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "id": payload["id"],
-            "type": payload["type"],
-            "created": payload["created"],
-            "refund_id": refund_id,
-            "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True),
-        },
+def insert_event(tx: Tx, payload: dict[str, Any], refund_id: str | None) -> None:
+    tx.run(
+        "insert_event",
+        id=payload["id"],
+        type=payload["type"],
+        created=payload["created"],
+        refund_id=refund_id,
+        payload=json.dumps(payload, separators=(",", ":"), sort_keys=True),
     )
 
 
@@ -466,9 +639,9 @@ def mark_dispatched(conn: Connection, seqs: Sequence[int], now: datetime) -> Non
     )
 
 
-def insert_journal(conn: Connection, lines: Sequence[JournalLine]) -> None:
-    conn.execute(
-        _INSERT_LINES,
+def insert_journal(tx: Tx, lines: Sequence[JournalLine]) -> None:
+    tx.many(
+        "insert_journal",
         [
             {
                 "journal_id": line.journal_id,
@@ -478,7 +651,7 @@ def insert_journal(conn: Connection, lines: Sequence[JournalLine]) -> None:
                 "side": line.side,
                 "currency": line.amount.currency,
                 "amount": line.amount.amount,
-                "posted_at": line.posted_at,
+                "posted_at": to_db_time(line.posted_at),
             }
             for line in lines
         ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from refundkit._schema import STATUSES, UTCDateTime
+from refundkit._schema import IN_FLIGHT_WHERE, STATUSES, UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column("gateway", sa.Text, nullable=False),
         sa.Column("currency", sa.Text, nullable=False),
         sa.Column("amount", Amount, nullable=False),
-        sa.Column("status", sa.Text, nullable=False, index=True),
+        sa.Column("status", sa.Text, nullable=False),
         sa.Column("reason", sa.Text, nullable=True),
         sa.Column("actor", sa.Text, nullable=True),
         sa.Column("idempotency_key", sa.Text, nullable=True, unique=True),
@@ -82,6 +82,14 @@ def upgrade() -> None:
             name="ck_refunds_status",
         ),
         sqlite_strict=True,
+        sqlite_with_rowid=False,
+    )
+    op.create_index(
+        "ix_refunds_in_flight",
+        "refunds",
+        ["status"],
+        sqlite_where=sa.text(IN_FLIGHT_WHERE),
+        postgresql_where=sa.text(IN_FLIGHT_WHERE),
     )
     op.create_table(
         "balance_lots",
@@ -122,7 +130,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Text, nullable=False, unique=True),
         sa.Column("type", sa.Text, nullable=False),
         sa.Column("created", sa.Text, nullable=False),
-        sa.Column("refund_id", sa.Text, nullable=True, index=True),
+        sa.Column("refund_id", sa.Text, nullable=True),
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("dispatched_at", UTCDateTime, nullable=True),
         sqlite_strict=True,
@@ -130,8 +138,8 @@ def upgrade() -> None:
     op.create_table(
         "journal_lines",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("journal_id", sa.Text, nullable=False, index=True),
-        sa.Column("refund_id", sa.Text, sa.ForeignKey("refunds.id"), nullable=False, index=True),
+        sa.Column("journal_id", sa.Text, nullable=False),
+        sa.Column("refund_id", sa.Text, sa.ForeignKey("refunds.id"), nullable=False),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("account", sa.Text, nullable=False),
         sa.Column("side", sa.Text, nullable=False),
