@@ -1028,13 +1028,6 @@ def test_redeem_with_malformed_ids(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: with two top-ups of 2**63-1, redeem_balance(Money(1)) commits the balance "
-    "movement and only then raises InvalidMoney (building the remaining Money > int64), and "
-    "balance() raises InvalidMoney: the overflowing total is neither refused nor readable",
-)
 def test_r6_8_customer_balance_total_above_int64_is_refused_or_handled(kit: RefundKit) -> None:
     """R-6.8 (2**63 is refused, never wrapped) and DESIGN (on an error nothing is written)."""
     pay(kit, "pay_1", Money(2**63 - 1, "USD"), destination=Destination.CUSTOMER_BALANCE)
@@ -1097,3 +1090,44 @@ def test_refusal_on_a_payment_with_an_unknown_refund_writes_nothing(
     assert kit.refund("pay_1", usd("10.00")).status is RefundStatus.UNKNOWN
     clock.advance(minutes=5)  # past the in-flight timeout: recovery would resend it now
     watch.refuses(error, code, lambda: kit.refund("pay_1", amount))
+
+
+# --- strict types on card fields and flags ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"first6": 411111},
+        {"exp_month": "12"},
+        {"exp_month": True},
+        {"exp_year": 2030.0},
+        {"last4": 4242},
+        {"exp_month": 13},
+    ],
+    ids=repr,
+)
+def test_r5_3_card_fields_have_exact_types(fields: dict[str, Any]) -> None:
+    """A card summary takes str digits and int months/years, never a look-alike."""
+    with pytest.raises(RefundkitError) as info:
+        Card(**({"brand": "visa", "last4": "4242"} | fields))
+    assert info.value.code in ("card_data_refused", "invalid_input")
+
+
+@pytest.mark.parametrize("flag", ["disputed", "settled"])
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_payment_flags_are_real_booleans(kit: RefundKit, flag: str, value: Any) -> None:
+    """bool("no") is True: a flag that is not a bool is refused, nothing written."""
+    before = row_counts(kit)
+    with pytest.raises(InvalidInput):
+        record(kit, **{flag: value})
+    assert row_counts(kit) == before
+
+
+def test_r5_3_reason_with_a_timestamp_is_not_mistaken_for_a_card(kit: RefundKit) -> None:
+    """Free text is checked for Luhn-valid card numbers only, so ids and timestamps pass."""
+    record(kit)
+    refund = kit.refund("pay_1", usd("1.00"), reason="order 1732271234567")
+    assert refund.reason == "order 1732271234567"
+    with pytest.raises(CardDataRefused):
+        kit.refund("pay_1", usd("1.00"), reason="card 4242-4242-4242-4242")

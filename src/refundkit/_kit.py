@@ -59,7 +59,8 @@ from ._model import (
     RefundStatus,
     check_id,
 )
-from ._money import Money
+from ._money import MAX_AMOUNT, Money
+from ._pans import find_pans
 from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext, check_amount, check_request
 from ._policy import quote as make_quote
@@ -91,7 +92,6 @@ DEFAULT_RETRY_SCHEDULE: tuple[timedelta, ...] = (
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)  # printable ASCII, no spaces
 _TEXT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
-_PAN_RE = re.compile(r"(?<![0-9])[0-9][0-9 .-]{11,21}[0-9](?![0-9])")
 
 
 def _utcnow() -> datetime:
@@ -273,8 +273,8 @@ class RefundKit:
             captured_at=_check_time(captured_at) if captured_at else self.clock(),
             card=_check_card(card),
             invoice_id=check_id(invoice_id, "invoice id") if invoice_id is not None else None,
-            disputed=bool(disputed),
-            settled=bool(settled),
+            disputed=_check_flag(disputed, "disputed"),
+            settled=_check_flag(settled, "settled"),
         )
         if payment.amount.amount <= 0:
             raise InvalidMoney("a payment amount must be greater than zero")
@@ -289,6 +289,8 @@ class RefundKit:
         now = self.clock()
         try:
             with self.store.write() as conn:
+                if payment.destination is Destination.CUSTOMER_BALANCE:
+                    _check_balance_room(conn, payment)
                 st.insert_payment(conn, payment, now)
                 if payment.destination is Destination.CUSTOMER_BALANCE:
                     st.insert_lot(conn, payment, "lot_" + secrets.token_hex(12), now)
@@ -947,6 +949,18 @@ class RefundKit:
 # --- helpers ----------------------------------------------------------------------------------
 
 
+def _check_balance_room(tx: st.Tx, payment: Payment) -> None:
+    """A customer's balance in one currency must stay a storable amount (R-6.8)."""
+    cur = payment.amount.currency
+    held = sum(
+        r["remaining"] for r in st.customer_lots(tx, payment.customer_id) if r["currency"] == cur
+    )
+    if held + payment.amount.amount > MAX_AMOUNT:
+        raise InvalidMoney(
+            f"this top-up would take the customer's {cur} balance past the largest storable amount"
+        )
+
+
 def _check_money(value: object, what: str) -> Money:
     if not isinstance(value, Money):
         raise InvalidMoney(
@@ -961,8 +975,14 @@ def _check_text(value: str | None, what: str) -> str | None:
         return None
     if type(value) is not str or not _TEXT_RE.fullmatch(value):
         raise InvalidInput(f"{what} must be 1-200 characters without control characters")
-    if _PAN_RE.search(value):
+    if find_pans(value):
         raise CardDataRefused(f"{what} looks like it holds a card number; it was not stored")
+    return value
+
+
+def _check_flag(value: object, what: str) -> bool:
+    if type(value) is not bool:  # bool("no") is True: only real booleans mean yes or no
+        raise InvalidInput(f"{what} must be True or False")
     return value
 
 

@@ -93,20 +93,18 @@ class Card:
     first6: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if not (isinstance(self.brand, str) and _BRAND.fullmatch(self.brand)):
+        if not (type(self.brand) is str and _BRAND.fullmatch(self.brand)):
             raise CardDataRefused("card brand must be a name like 'visa' (letters only)")
-        if not (
-            isinstance(self.last4, str) and len(self.last4) == 4 and _DIGITS.fullmatch(self.last4)
-        ):
+        if not (type(self.last4) is str and len(self.last4) == 4 and _DIGITS.fullmatch(self.last4)):
             raise CardDataRefused("card last4 must be exactly 4 digits")
         if self.first6 is not None and not (
-            len(self.first6) == 6 and _DIGITS.fullmatch(self.first6)
+            type(self.first6) is str and len(self.first6) == 6 and _DIGITS.fullmatch(self.first6)
         ):
             raise CardDataRefused("card first6 must be exactly 6 digits (the BIN, never more)")
-        if self.exp_month is not None and not 1 <= self.exp_month <= 12:
-            raise InvalidInput("card exp_month must be 1-12")
-        if self.exp_year is not None and not 1900 <= self.exp_year <= 9999:
-            raise InvalidInput("card exp_year must be a four-digit year")
+        for name, low, high in (("exp_month", 1, 12), ("exp_year", 1900, 9999)):
+            value = getattr(self, name)
+            if value is not None and not (type(value) is int and low <= value <= high):
+                raise InvalidInput(f"card {name} must be a whole number from {low} to {high}")
 
     def to_dict(self) -> dict[str, Any]:
         """The event form: brand, last 4, expiry (the BIN is left out on purpose)."""

@@ -16,7 +16,7 @@ import pytest
 # Before the imports below, so the suite's asserts report the values they compared.
 pytest.register_assert_rewrite("refundkit.testing.conformance", "refundkit.testing._sandbox")
 
-from ._pans import find_pans, luhn_valid  # noqa: E402
+from .._pans import find_pans, luhn_valid  # noqa: E402
 from ._sandbox import SandboxHarness  # noqa: E402
 from .conformance import (  # noqa: E402
     DEFAULT_CURRENCIES,

@@ -85,7 +85,7 @@ from .._gateway import (
 )
 from .._model import Card
 from .._money import MAX_AMOUNT, Money
-from ._pans import find_pans
+from .._pans import find_pans
 
 __all__ = [
     "DEFAULT_CURRENCIES",

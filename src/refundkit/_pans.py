@@ -1,4 +1,4 @@
-"""Find card numbers (PANs) in text: for tests that prove card data never leaks."""
+"""Find card numbers (PANs) in text: to refuse them at the door and to prove none leaks."""
 
 from __future__ import annotations
 
