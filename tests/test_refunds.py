@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,13 +11,17 @@ import pytest
 from refundkit import (
     Destination,
     GatewayDeclined,
+    GatewayError,
     GatewayRateLimited,
+    GatewayRefundRequest,
+    GatewayRefundResult,
     IdempotencyConflict,
     InsufficientRefundableBalance,
     RefundKit,
     RefundNotAllowed,
     RefundStatus,
     RequestInProgress,
+    hookimpl,
 )
 from refundkit._ledger import is_balanced
 from refundkit.gateways.sandbox import SandboxGateway
@@ -333,3 +338,40 @@ def test_amount_mismatch_from_the_gateway_goes_to_manual_review(kit: RefundKit) 
     assert review.status is RefundStatus.MANUAL_REVIEW
     assert review.failure_code == "amount_mismatch"
     assert kit.quote("pay_1").max_amount == usd("32.00")  # still held
+
+
+class VagueSandbox(SandboxGateway):
+    """Applies the refund, then reports a bare GatewayError (e.g. an SDK error it did not map)."""
+
+    name = "vague"
+
+    def refund(self, request: GatewayRefundRequest) -> GatewayRefundResult:
+        super().refund(request)
+        raise GatewayError("something went wrong talking to the gateway")
+
+
+class VaguePlugin:
+    @hookimpl
+    def refundkit_register_gateways(self, register: Any) -> None:
+        register(VagueSandbox)
+
+
+def test_r2_4_only_definite_refusals_release_the_reservation(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A bare GatewayError may hide an applied refund: it stays unknown and held, and
+    recovery finds the refund instead of letting a second one through."""
+    kit = RefundKit.open(
+        f"sqlite:///{tmp_path / 'v.db'}", autoload=False, clock=clock, plugins=[VaguePlugin()],
+        gateways={"vague": {"path": str(tmp_path / "vague.db"), "clock": clock}},
+    )  # fmt: skip
+    kit.record_payment(id="pay_v", customer_id="cus_1", amount=usd("50.00"), gateway="vague",
+                       gateway_payment_id="v_1")  # fmt: skip
+    with pytest.raises(GatewayError) as info:
+        kit.refund("pay_v", usd("30.00"))
+    assert info.value.refund is not None
+    assert info.value.refund.status is RefundStatus.UNKNOWN
+    assert kit.quote("pay_v").max_amount == usd("20.00")
+    kit.recover(force=True)
+    assert kit.get_refund(info.value.refund.id).status is RefundStatus.SUCCEEDED
+    kit.close()

@@ -45,6 +45,7 @@ from ._gateway import (
     GatewayPayment,
     GatewayRefundRequest,
     GatewayRefundResult,
+    GatewayRefundStatus,
     GatewayRefundUpdate,
 )
 from ._model import (
@@ -100,6 +101,7 @@ __all__ = [
     "GatewayRateLimited",
     "GatewayRefundRequest",
     "GatewayRefundResult",
+    "GatewayRefundStatus",
     "GatewayRefundUpdate",
     "GatewayRegistry",
     "GatewayTimeout",

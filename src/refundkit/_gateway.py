@@ -113,8 +113,12 @@ class Gateway(abc.ABC):
     """Base class of every gateway plugin. Subclasses set ``name`` and ``capabilities``.
 
     Errors: raise ``GatewayDeclined`` for a definite refusal, ``GatewayUnavailable`` or
-    ``GatewayRateLimited`` when the request certainly had no effect, and ``GatewayTimeout``
-    when it was sent and the outcome is unknown. Never let an SDK exception escape.
+    ``GatewayRateLimited`` when the request certainly had no effect, ``GatewayAuthenticationError``
+    or ``GatewayPaymentNotFound`` when it was refused before anything happened, and
+    ``GatewayTimeout`` when it was sent and the outcome is unknown. Only those definite
+    refusals release the reservation; any other error (a bare ``GatewayError`` included)
+    leaves the refund ``unknown`` and held until recovery looks it up. Never let an SDK
+    exception escape.
     """
 
     name: ClassVar[str]

@@ -29,8 +29,10 @@ from sqlalchemy.engine import Engine
 from . import _store as st
 from ._errors import (
     CardDataRefused,
+    GatewayAuthenticationError,
     GatewayDeclined,
     GatewayError,
+    GatewayPaymentNotFound,
     GatewayRateLimited,
     GatewayTimeout,
     GatewayUnavailable,
@@ -80,6 +82,17 @@ _FROM: dict[RefundStatus, tuple[str, ...]] = {
     S.FAILED: ("reserved", "submitted", "unknown", "pending", "manual_review"),
     S.REVERSED: ("succeeded",),
 }
+
+#: Gateway answers that prove nothing was refunded; only these release a reservation (R-2.4).
+#: Anything else, a bare GatewayError included, leaves the refund unknown and held.
+DEFINITE_REFUSALS: tuple[type[RefundkitError], ...] = (
+    GatewayDeclined,
+    GatewayRateLimited,
+    GatewayUnavailable,
+    GatewayAuthenticationError,
+    GatewayPaymentNotFound,
+    InvalidMoney,
+)
 
 #: Recovery schedule after an unknown outcome (modelled on Kill Bill's janitor).
 DEFAULT_RETRY_SCHEDULE: tuple[timedelta, ...] = (
@@ -506,14 +519,8 @@ class RefundKit:
         except GatewayTimeout as exc:
             self._checkpoint("gateway_returned")
             return self._mark_unknown(refund, payment, str(exc))
-        except (
-            GatewayDeclined,
-            GatewayRateLimited,
-            GatewayUnavailable,
-            GatewayError,
-            InvalidMoney,
-        ) as exc:
-            # A definite refusal: nothing was refunded, the reservation is released.
+        except DEFINITE_REFUSALS as exc:
+            # Certainly not refunded: the reservation is released.
             self._checkpoint("gateway_returned")
             code = getattr(exc, "gateway_code", None) or exc.code
             applied = self._apply(
@@ -522,10 +529,18 @@ class RefundKit:
                 S.FAILED,
                 failure_code=code,
                 failure_message=str(exc),
-                forget_key=not isinstance(exc, GatewayDeclined),
+                # Nothing reached the gateway's books: the caller may retry with the same key.
+                forget_key=isinstance(exc, GatewayRateLimited | GatewayUnavailable),
             )
             if isinstance(exc, GatewayError):
                 exc.refund = applied
+            raise
+        except RefundkitError as exc:
+            # Any other error (a plain GatewayError included) may hide an applied refund.
+            self._checkpoint("gateway_returned")
+            held = self._mark_unknown(refund, payment, str(exc))
+            if isinstance(exc, GatewayError):
+                exc.refund = held
             raise
         except Exception as exc:
             # A plugin bug: we cannot know whether the refund happened, so hold it as unknown.

@@ -110,8 +110,11 @@ class PluginManager:
 
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register one more plugin; its gateways join the registry at once (historic hook)."""
-        self._pm.register(plugin, name=name)
-        self._pm.check_pending()
+        try:
+            self._pm.register(plugin, name=name)
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {plugin!r} is not valid: {exc}") from exc
 
     def policy_rules(self) -> list[PolicyRule]:
         rules: list[PolicyRule] = []
