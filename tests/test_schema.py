@@ -321,7 +321,7 @@ def test_duplicate_gateway_payment_fails(booked: RefundKit) -> None:
 
 
 def test_duplicate_lot_for_one_payment_fails(booked: RefundKit) -> None:
-    """DESIGN (balance lots): one lot per funding payment."""
+    """DESIGN (balance lots): one top-up lot per funding payment (credits may add more)."""
     refused(
         booked,
         lambda: insert_copy(booked, "balance_lots", funding_payment_id="pay_1"),

@@ -65,10 +65,10 @@ from ._policy import PolicyConfig, PolicyContext
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ._kit import BalanceLot, CustomerBalance, RecoveryReport, RefundKit
+    from ._kit import BalanceLot, CustomerBalance, InvoiceBalance, RecoveryReport, RefundKit
 
 # The facade pulls in SQLAlchemy; load it on first use so `refundkit --help` stays instant.
-_LAZY = {"BalanceLot", "CustomerBalance", "RecoveryReport", "RefundKit"}
+_LAZY = {"BalanceLot", "CustomerBalance", "InvoiceBalance", "RecoveryReport", "RefundKit"}
 
 
 def __getattr__(name: str) -> Any:
@@ -113,6 +113,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMoney",
     "InvalidMoneyType",
+    "InvoiceBalance",
     "JournalLine",
     "Limit",
     "Money",

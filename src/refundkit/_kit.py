@@ -38,12 +38,15 @@ from ._errors import (
     GatewayUnavailable,
     IdempotencyConflict,
     InsufficientBalance,
+    InsufficientRefundableBalance,
     InvalidIdempotencyKey,
     InvalidInput,
     InvalidMoney,
+    NotFound,
     PaymentExists,
     PaymentNotFound,
     RefundkitError,
+    RefundNotAllowed,
     RefundNotFound,
     RequestInProgress,
 )
@@ -129,15 +132,30 @@ class RecoveryReport:
 
 @attrs.frozen
 class BalanceLot:
+    """A piece of customer balance with its provenance: the payment that funded it."""
+
     id: str
+    kind: str  # "top_up" or "credit"
     amount: Money
     remaining: Money
     funding_payment_id: str | None
     created_at: datetime
 
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> BalanceLot:
+        cur = r["currency"]
+        created = r["created_at"]
+        if isinstance(created, str):
+            created = from_db_time(created)
+        return cls(
+            r["id"], r["kind"], Money(r["amount"], cur), Money(r["remaining"], cur),
+            r["funding_payment_id"], created,
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "kind": self.kind,
             "currency": self.amount.currency,
             "amount": self.amount.amount,
             "remaining": self.remaining.amount,
@@ -156,6 +174,29 @@ class CustomerBalance:
             "customer_id": self.customer_id,
             "totals": {c: m.amount for c, m in self.totals.items()},
             "lots": [lot.to_dict() for lot in self.lots],
+        }
+
+
+@attrs.frozen
+class InvoiceBalance:
+    """An invoice's payments (split tender) and its refundable balance."""
+
+    invoice_id: str
+    total: Money
+    refundable: Money
+    refunded: Money
+    credited: Money
+    payments: tuple[Payment, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "invoice_id": self.invoice_id,
+            "currency": self.total.currency,
+            "total": self.total.amount,
+            "refundable": self.refundable.amount,
+            "refunded": self.refunded.amount,
+            "credited": self.credited.amount,
+            "payments": [p.to_dict() for p in self.payments],
         }
 
 
@@ -306,7 +347,9 @@ class RefundKit:
                     _check_balance_room(conn, payment)
                 st.insert_payment(conn, payment, now)
                 if payment.destination is Destination.CUSTOMER_BALANCE:
-                    st.insert_lot(conn, payment, "lot_" + secrets.token_hex(12), now)
+                    lot_id = "lot_" + secrets.token_hex(12)
+                    whole = payment.amount.amount
+                    st.insert_lot(conn, payment, lot_id, now, kind="top_up", amount=whole)
         except self.store.integrity_errors:
             with self.store.read() as conn:
                 existing = st.get_payment(conn, payment.id)
@@ -348,23 +391,37 @@ class RefundKit:
             ctx, _ = self._context(conn, payment)
         return make_quote(ctx, self._rules)
 
-    def _context(self, conn: st.Tx, payment: Payment) -> tuple[PolicyContext, int]:
+    def _context(
+        self, conn: st.Tx, payment: Payment, lot: dict[str, Any] | None = None
+    ) -> tuple[PolicyContext, int]:
+        """The facts the policy reads, in the caller's transaction. ``lot``: a credit lot the
+        refund draws on (a top-up payment's own lot is found here)."""
         count, unknown = st.refund_stats(conn, payment.id)
-        remaining = spent = None
+        cur = payment.amount.currency
+        remaining = spent = credit_spent = None
         spent_on: tuple[str, ...] = ()
+        credit_spent_on: tuple[str, ...] = ()
         if payment.destination is Destination.CUSTOMER_BALANCE:
-            lot = st.lot_for_payment(conn, payment.id)
-            if lot is not None:
-                cur = payment.amount.currency
-                remaining = Money(lot["remaining"], cur)
+            top_up = st.lot_for_payment(conn, payment.id)
+            if top_up is not None:
+                remaining = Money(top_up["remaining"], cur)
                 # What left the lot other than through this payment's own refunds.
-                spent_amount = lot["amount"] - lot["remaining"] - payment.held.amount  # type: ignore[union-attr]
+                held = payment.held.amount if payment.held else 0
+                spent_amount = top_up["amount"] - top_up["remaining"] - held
                 if spent_amount > 0:
                     spent = Money(spent_amount, cur)
-                    spent_on = tuple(st.lot_spent_on(conn, lot["id"]))
+                    spent_on = tuple(st.lot_spent_on(conn, top_up["id"]))
+        elif payment.credited:
+            credit_lots = st.credit_lots_of_payment(conn, payment.id)
+            used = sum(x["amount"] - x["remaining"] for x in credit_lots)
+            if used > 0:
+                credit_spent = Money(used, cur)
+                credit_spent_on = tuple(
+                    ref for x in credit_lots for ref in st.lot_spent_on(conn, x["id"])
+                )
         ctx = PolicyContext(
             payment=payment,
-            held=payment.held or Money.zero(payment.amount.currency),
+            held=payment.held or Money.zero(cur),
             refund_count=count,
             capabilities=self.gateway(payment.gateway).capabilities,
             config=self.policy,
@@ -372,6 +429,9 @@ class RefundKit:
             balance_remaining=remaining,
             balance_spent=spent,
             balance_spent_on=spent_on,
+            credit_spent=credit_spent,
+            credit_spent_on=credit_spent_on,
+            lot_remaining=Money(lot["remaining"], cur) if lot is not None else None,
         )
         return ctx, unknown
 
@@ -403,15 +463,27 @@ class RefundKit:
             raise InvalidIdempotencyKey(
                 "an idempotency key is 1-255 printable ASCII characters without spaces"
             )
+        return self._refund(payment_id, amount, reason, idempotency_key, actor)
+
+    def _refund(
+        self,
+        payment_id: str,
+        amount: Money | None,
+        reason: str | None,
+        key: str | None,
+        actor: str | None,
+        lot_id: str | None = None,
+    ) -> Refund:
         fingerprint = "|".join(
             [
                 payment_id,
                 str(amount.amount) if amount else "default",
                 amount.currency if amount else "",
                 reason or "",
+                lot_id or "",
             ]
         )
-        args = (payment_id, amount, reason, idempotency_key, actor, fingerprint)
+        args = (payment_id, amount, reason, key, actor, fingerprint, lot_id)
         reserved = self._reserve(*args)
         if reserved is True:
             # R-2.9: refunds in doubt on this payment are looked up before a new one is
@@ -429,6 +501,7 @@ class RefundKit:
         key: str | None,
         actor: str | None,
         fingerprint: str,
+        lot_id: str | None,
         *,
         ignore_unknown: bool = False,
     ) -> Refund | bool:
@@ -446,7 +519,9 @@ class RefundKit:
                 if amount is not None:
                     # Refused requests never reach recovery or a gateway.
                     check_request(payment.amount.currency, amount)
-                ctx, unknown = self._context(conn, payment)
+                lot = _source_lot(conn, payment, lot_id)
+                credit = lot is not None and lot["kind"] == "credit"
+                ctx, unknown = self._context(conn, payment, lot if credit else None)
                 if unknown and not ignore_unknown:
                     return True
                 q = make_quote(ctx, self._rules)
@@ -454,21 +529,18 @@ class RefundKit:
                 check_amount(q, amt)
                 gw = self.gateway(payment.gateway)
                 gw.to_gateway_amount(amt)  # unrepresentable amounts are refused before writing
-                refund = _new_refund(payment, amt, reason, actor, key, now)
+                refund = _new_refund(payment, amt, reason, actor, key, now, lot)
                 void = q.full_only and not payment.settled
                 st.insert_refund(conn, refund, fingerprint, void=void)
-                st.add_held(conn, payment.id, amt.amount)
-                if payment.destination is Destination.CUSTOMER_BALANCE:
-                    lot = st.lot_for_payment(conn, payment.id)
-                    if lot is not None:
-                        st.move_lot(
-                            conn,
-                            lot["id"],
-                            -amt.amount,
-                            kind="refund",
-                            now=now,
-                            refund_id=refund.id,
-                        )
+                if credit:
+                    # Credit goes back to the card: credited becomes held, the lot shrinks.
+                    st.add_credited(conn, payment.id, -amt.amount, held_delta=amt.amount)
+                else:
+                    st.add_held(conn, payment.id, amt.amount)
+                if lot is not None:
+                    st.move_lot(
+                        conn, lot["id"], -amt.amount, kind="refund", now=now, refund_id=refund.id
+                    )
         except self.store.integrity_errors:
             # A concurrent request with the same key won the insert: replay it (R-1.1).
             if key is None:
@@ -673,28 +745,28 @@ class RefundKit:
         """Balances and journal for a move to ``to``; returns the payment as it now stands."""
         amt = refund.amount.amount
         cur = refund.amount.currency
+        from_balance = refund.lot_id is not None
         if to is S.SUCCEEDED:
             refunded = st.add_refunded(conn, payment.id, amt)
-            st.insert_journal(conn, refund_journal(refund, payment, now))
+            st.insert_journal(conn, refund_journal(refund, payment, now, from_balance))
             return attrs.evolve(payment, refunded=Money(refunded, cur))
-        if to in (S.FAILED, S.REVERSED):
-            reversed_ = to is S.REVERSED
-            refunded = st.add_refunded(conn, payment.id, -amt if reversed_ else 0, -amt)
-            if reversed_:
-                st.insert_journal(conn, reversal_journal(refund, payment, now))
-            if payment.destination is Destination.CUSTOMER_BALANCE:
-                lot = st.lot_for_payment(conn, payment.id)
-                if lot is not None:
-                    st.move_lot(
-                        conn,
-                        lot["id"],
-                        amt,
-                        kind=f"refund_{to.value}",
-                        now=now,
-                        refund_id=refund.id,
-                    )
-            return attrs.evolve(payment, refunded=Money(refunded, cur))
-        return payment
+        if to not in (S.FAILED, S.REVERSED):
+            return payment
+        # The money is back: release what the refund held, to the lot it came from.
+        reversed_ = to is S.REVERSED
+        lot = st.get_lot(conn, refund.lot_id) if refund.lot_id else None
+        credit = lot is not None and lot["kind"] == "credit"
+        refunded = st.add_refunded(
+            conn, payment.id, -amt if reversed_ else 0, 0 if credit else -amt
+        )
+        if credit:
+            st.add_credited(conn, payment.id, amt, held_delta=-amt)
+        if lot is not None:
+            st.move_lot(conn, lot["id"], amt, kind=f"refund_{to.value}", now=now,
+                        refund_id=refund.id)  # fmt: skip
+        if reversed_:
+            st.insert_journal(conn, reversal_journal(refund, payment, now, from_balance))
+        return attrs.evolve(payment, refunded=Money(refunded, cur))
 
     # --- recovery ---------------------------------------------------------------------------
 
@@ -913,29 +985,28 @@ class RefundKit:
         """The customer's balance per currency, lot by lot with the payment that funded it."""
         with self.store.read() as conn:
             rows = st.customer_lots(conn, check_id(customer_id, "customer id"))
-        lots = tuple(
-            BalanceLot(
-                r["id"],
-                Money(r["amount"], r["currency"]),
-                Money(r["remaining"], r["currency"]),
-                r["funding_payment_id"],
-                r["created_at"],
-            )
-            for r in rows
-        )
+        lots = tuple(BalanceLot.from_row(r) for r in rows)
         totals: dict[str, Money] = {}
         for lot in lots:
-            totals[lot.remaining.currency] = (
-                totals.get(lot.remaining.currency, Money.zero(lot.remaining.currency))
-                + lot.remaining
-            )
+            cur = lot.remaining.currency
+            totals[cur] = totals.get(cur, Money.zero(cur)) + lot.remaining
         return CustomerBalance(customer_id, totals, lots)
 
-    def redeem_balance(self, customer_id: str, amount: Money, *, reference: str) -> Money:
-        """Spend ``amount`` of the customer's balance (oldest lots first); returns what is left."""
+    def redeem_balance(
+        self,
+        customer_id: str,
+        amount: Money,
+        *,
+        reference: str,
+        order: str = "oldest_first",
+    ) -> Money:
+        """Spend ``amount`` of the customer's balance on ``reference`` (e.g. an invoice id),
+        lot by lot, ``oldest_first`` (default) or ``newest_first``; returns what is left."""
         check_id(customer_id, "customer id")
         _check_money(amount, "amount")
         check_id(reference, "reference")
+        if order not in ("oldest_first", "newest_first"):
+            raise InvalidInput("order must be 'oldest_first' or 'newest_first'")
         if amount.amount <= 0:
             raise InvalidMoney("a redemption must be greater than zero")
         now = self.clock()
@@ -945,6 +1016,8 @@ class RefundKit:
                 for r in st.customer_lots(conn, customer_id)
                 if r["currency"] == amount.currency and r["remaining"] > 0
             ]
+            if order == "newest_first":
+                lots.reverse()
             available = sum(r["remaining"] for r in lots)
             if available < amount.amount:
                 raise InsufficientBalance(
@@ -960,8 +1033,89 @@ class RefundKit:
                     break
         return Money(available - amount.amount, amount.currency)
 
+    def issue_credit(
+        self, source_id: str, amount: Money, *, reference: str | None = None
+    ) -> tuple[BalanceLot, ...]:
+        """Move ``amount`` of a payment's (or an invoice's) refundable balance into the
+        customer balance, as lots that remember the payment that funded them.
+
+        ``source_id`` is a payment id, or an invoice id (its payments give newest first).
+        The credit is no longer refundable to the card directly; ``refund_balance`` can
+        still send what is left of it back to that payment's card.
+        """
+        check_id(source_id, "payment or invoice id")
+        _check_money(amount, "amount")
+        if reference is not None:
+            check_id(reference, "reference")
+        if amount.amount <= 0:
+            raise InvalidMoney("a credit must be greater than zero")
+        now = self.clock()
+        lots: list[BalanceLot] = []
+        with self.store.write() as conn:
+            sources = _credit_sources(conn, source_id)
+            for payment in sources:
+                check_request(payment.amount.currency, amount)
+            available = sum(p.refundable.amount for p in sources)
+            if available < amount.amount:
+                where = ", ".join(f"{p.id} has {p.refundable}" for p in sources)
+                raise InsufficientRefundableBalance(
+                    f"only {Money(available, amount.currency)} of {source_id} can become "
+                    f"credit ({where})"
+                )
+            left = amount.amount
+            for payment in sources:
+                take = min(left, payment.refundable.amount)
+                if take <= 0:
+                    continue
+                lot_id = "lot_" + secrets.token_hex(12)
+                st.add_credited(conn, payment.id, take)
+                st.insert_lot(conn, payment, lot_id, now, kind="credit", amount=take)
+                row = st.get_lot(conn, lot_id)
+                assert row is not None
+                lots.append(BalanceLot.from_row(row))
+                left -= take
+                if not left:
+                    break
+        return tuple(lots)
+
+    def invoice(self, invoice_id: str) -> InvoiceBalance:
+        """An invoice's payments and its refundable balance (their sum)."""
+        check_id(invoice_id, "invoice id")
+        with self.store.read() as conn:
+            payments = st.invoice_payments(conn, invoice_id)
+        if not payments:
+            raise NotFound(f"no payments on invoice {invoice_id!r}")
+        cur = payments[0].amount.currency
+        zero = Money.zero(cur)
+
+        def total(values: list[Money]) -> Money:
+            return sum(values, zero)
+
+        return InvoiceBalance(
+            invoice_id=invoice_id,
+            total=total([p.amount for p in payments]),
+            refundable=total([p.refundable for p in payments]),
+            refunded=total([p.refunded or zero for p in payments]),
+            credited=total([p.credited or zero for p in payments]),
+            payments=tuple(payments),
+        )
+
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _credit_sources(tx: st.Tx, source_id: str) -> list[Payment]:
+    """The payments a credit is drawn from: one payment, or an invoice's (newest first)."""
+    payment = st.get_payment(tx, source_id, lock=True)
+    payments = [payment] if payment is not None else st.invoice_payments(tx, source_id)
+    if not payments:
+        raise PaymentNotFound(f"no payment or invoice {source_id!r}")
+    for p in payments:
+        if p.destination is Destination.CUSTOMER_BALANCE:
+            raise InvalidInput(f"{p.id} already paid into the customer balance; it gives no credit")
+        if p.disputed:
+            raise RefundNotAllowed(f"{p.id} is disputed; no credit can be issued from it")
+    return payments
 
 
 def _check_balance_room(tx: st.Tx, payment: Payment) -> None:
@@ -1043,6 +1197,18 @@ def _check_card(card: Card | Mapping[str, Any] | None) -> Card | None:
         raise InvalidInput(f"card: {exc}") from None
 
 
+def _source_lot(tx: st.Tx, payment: Payment, lot_id: str | None) -> dict[str, Any] | None:
+    """The balance lot a refund of ``payment`` draws on: the one asked for, or a top-up's own."""
+    if lot_id is None:
+        if payment.destination is Destination.CUSTOMER_BALANCE:
+            return st.lot_for_payment(tx, payment.id)
+        return None
+    lot = st.get_lot(tx, lot_id)
+    if lot is None or lot["funding_payment_id"] != payment.id:
+        raise InvalidInput(f"balance lot {lot_id} was not funded by payment {payment.id}")
+    return lot
+
+
 def _new_refund(
     payment: Payment,
     amount: Money,
@@ -1050,6 +1216,7 @@ def _new_refund(
     actor: str | None,
     key: str | None,
     now: datetime,
+    lot: dict[str, Any] | None = None,
 ) -> Refund:
     refund_id = "rf_" + secrets.token_hex(12)
     return Refund(
@@ -1066,6 +1233,7 @@ def _new_refund(
         gateway_refund_id=None,
         created_at=now,
         updated_at=now,
+        lot_id=lot["id"] if lot is not None else None,
     )
 
 

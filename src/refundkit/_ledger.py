@@ -7,9 +7,10 @@ from datetime import datetime
 from ._model import Destination, JournalLine, Payment, Refund
 
 
-def debit_account(payment: Payment) -> str:
-    """Contra revenue for invoice payments; the customer's balance (a liability) for top-ups."""
-    if payment.destination is Destination.CUSTOMER_BALANCE:
+def debit_account(payment: Payment, from_balance: bool = False) -> str:
+    """Contra revenue for invoice payments; the customer's balance (a liability) when the
+    money comes out of it (a top-up, or credit issued earlier)."""
+    if from_balance or payment.destination is Destination.CUSTOMER_BALANCE:
         return f"customer_balance:{payment.customer_id}"
     return "refunds"
 
@@ -18,12 +19,20 @@ def clearing_account(payment: Payment) -> str:
     return f"gateway_clearing:{payment.gateway}"
 
 
-def refund_journal(refund: Refund, payment: Payment, posted_at: datetime) -> list[JournalLine]:
+def refund_journal(
+    refund: Refund, payment: Payment, posted_at: datetime, from_balance: bool = False
+) -> list[JournalLine]:
     """Debit refunds (or the customer balance), credit the gateway's clearing account."""
     jid = f"jr_{refund.id}"
     return [
         JournalLine(
-            jid, refund.id, "refund", debit_account(payment), "debit", refund.amount, posted_at
+            jid,
+            refund.id,
+            "refund",
+            debit_account(payment, from_balance),
+            "debit",
+            refund.amount,
+            posted_at,
         ),
         JournalLine(
             jid, refund.id, "refund", clearing_account(payment), "credit", refund.amount, posted_at
@@ -31,7 +40,9 @@ def refund_journal(refund: Refund, payment: Payment, posted_at: datetime) -> lis
     ]
 
 
-def reversal_journal(refund: Refund, payment: Payment, posted_at: datetime) -> list[JournalLine]:
+def reversal_journal(
+    refund: Refund, payment: Payment, posted_at: datetime, from_balance: bool = False
+) -> list[JournalLine]:
     """The mirror image, for a refund that succeeded and later failed at the gateway."""
     jid = f"jv_{refund.id}"
     return [
@@ -39,7 +50,13 @@ def reversal_journal(refund: Refund, payment: Payment, posted_at: datetime) -> l
             jid, refund.id, "reversal", clearing_account(payment), "debit", refund.amount, posted_at
         ),
         JournalLine(
-            jid, refund.id, "reversal", debit_account(payment), "credit", refund.amount, posted_at
+            jid,
+            refund.id,
+            "reversal",
+            debit_account(payment, from_balance),
+            "credit",
+            refund.amount,
+            posted_at,
         ),
     ]
 

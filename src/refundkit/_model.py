@@ -137,6 +137,16 @@ class Payment:
     held: Money | None = None
     #: Sum of succeeded refunds.
     refunded: Money | None = None
+    #: Moved into the customer balance as credit (no longer refundable to the card directly).
+    credited: Money | None = None
+
+    @property
+    def refundable(self) -> Money:
+        """The refundable balance: the amount less refunds (in flight too) and credits."""
+        cur = self.amount.currency
+        held = self.held or Money.zero(cur)
+        credited = self.credited or Money.zero(cur)
+        return self.amount - held - credited
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +164,8 @@ class Payment:
             "settled": self.settled,
             "amount_held": self.held.amount if self.held else 0,
             "amount_refunded": self.refunded.amount if self.refunded else 0,
+            "amount_credited": self.credited.amount if self.credited else 0,
+            "refundable": self.refundable.amount,
         }
 
 
@@ -174,11 +186,14 @@ class Refund:
     failure_code: str | None = None
     failure_message: str | None = None
     attempts: int = 0
+    #: The customer-balance lot the money came out of (a top-up's or a credit's), if any.
+    lot_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "payment_id": self.payment_id,
+            "lot_id": self.lot_id,
             "amount": self.amount.amount,
             "currency": self.amount.currency,
             "status": self.status.value,

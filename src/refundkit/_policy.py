@@ -43,18 +43,30 @@ class PolicyContext:
     #: ... and what of it was spent, with the references it was spent on.
     balance_spent: Money | None = None
     balance_spent_on: tuple[str, ...] = ()
+    #: Credit issued from this payment that was spent, and where (for the explanation).
+    credit_spent: Money | None = None
+    credit_spent_on: tuple[str, ...] = ()
+    #: When the refund draws on a credit lot funded by this payment: what is left in that lot.
+    lot_remaining: Money | None = None
+
+    @property
+    def credited(self) -> Money:
+        return self.payment.credited or Money.zero(self.payment.amount.currency)
 
     @property
     def remaining(self) -> Money:
-        return self.payment.amount - self.held
+        """What may still go back: the credit lot's remainder, or the refundable balance."""
+        if self.lot_remaining is not None:
+            return self.lot_remaining
+        return self.payment.amount - self.held - self.credited
 
 
 Rule = Callable[[PolicyContext], Sequence[Limit]]
 
 
 def payment_cap(ctx: PolicyContext) -> list[Limit]:
-    if not ctx.held:
-        return []
+    if not ctx.held or ctx.lot_remaining is not None:
+        return []  # a credit lot bounds a refund drawn from it (credit_balance)
     p = ctx.payment
     return [
         Limit(
@@ -81,6 +93,37 @@ def customer_balance(ctx: PolicyContext) -> list[Limit]:
             "customer_balance",
             left,
             f"Only {left} of this top-up is still in the customer's balance{spent}.",
+        )
+    ]
+
+
+def credit_issued(ctx: PolicyContext) -> list[Limit]:
+    if not ctx.credited or ctx.lot_remaining is not None:
+        return []
+    spent = ""
+    if ctx.credit_spent:
+        where = f" on {', '.join(ctx.credit_spent_on)}" if ctx.credit_spent_on else ""
+        spent = f" and {ctx.credit_spent} of it was spent{where}"
+    return [
+        Limit(
+            "credit_issued",
+            ctx.remaining,
+            f"{ctx.credited} of this payment was issued as customer credit{spent}, "
+            f"so at most {ctx.remaining} can go back to the card.",
+        )
+    ]
+
+
+def credit_balance(ctx: PolicyContext) -> list[Limit]:
+    left = ctx.lot_remaining
+    if left is None or left >= ctx.payment.amount:
+        return []
+    return [
+        Limit(
+            "credit_balance",
+            left,
+            f"Only {left} of the credit issued from this payment is still in the "
+            "customer's balance.",
         )
     ]
 
@@ -179,6 +222,8 @@ def partial_refunds(ctx: PolicyContext) -> list[Limit]:
 
 BUILTIN_RULES: tuple[Rule, ...] = (
     payment_cap,
+    credit_issued,
+    credit_balance,
     customer_balance,
     refund_window,
     max_refunds,
@@ -240,7 +285,14 @@ def check_amount(q: Quote, amount: Money) -> None:
         )
     check_request(q.max_amount.currency, amount)
     if amount > q.max_amount:
-        binding = [lim for lim in q.limits if lim.amount < amount]
+        # With nothing tighter in the quote, the payment itself is the cap.
+        binding = [lim for lim in q.limits if lim.amount < amount] or [
+            Limit(
+                "payment_cap",
+                q.max_amount,
+                f"A refund can never be more than the payment: {q.max_amount} here.",
+            )
+        ]
         reasons = " ".join(lim.message for lim in binding)
         raise InsufficientRefundableBalance(
             f"{amount} is more than the {q.max_amount} that may be refunded. {reasons}".strip(),

@@ -67,11 +67,13 @@ payments = sa.Table(
     "payments",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("customer_id", sa.Text, nullable=False, index=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("amount", Amount, nullable=False),
     sa.Column("held", Amount, nullable=False, server_default=sa.text("0")),
     sa.Column("refunded", Amount, nullable=False, server_default=sa.text("0")),
+    # Moved into the customer balance as credit: no longer refundable to the card directly.
+    sa.Column("credited", Amount, nullable=False, server_default=sa.text("0")),
     sa.Column("gateway", sa.Text, nullable=False),
     sa.Column("gateway_payment_id", sa.Text, nullable=False),
     sa.Column("destination", sa.Text, nullable=False),
@@ -87,7 +89,10 @@ payments = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("gateway", "gateway_payment_id", name="uq_payments_gateway_payment"),
     sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
-    sa.CheckConstraint("held >= 0 AND held <= amount", name="ck_payments_held_within_amount"),
+    sa.CheckConstraint(
+        "held >= 0 AND credited >= 0 AND held + credited <= amount",
+        name="ck_payments_held_within_amount",
+    ),
     sa.CheckConstraint(
         "refunded >= 0 AND refunded <= held", name="ck_payments_refunded_within_held"
     ),
@@ -95,6 +100,14 @@ payments = sa.Table(
         "destination IN ('invoice', 'customer_balance')", name="ck_payments_destination"
     ),
     sqlite_strict=True,
+)
+
+# Customer lookups in capture order: the planner walks these newest or oldest first.
+sa.Index(
+    "ix_payments_customer_captured",
+    payments.c.customer_id,
+    payments.c.currency,
+    payments.c.captured_at,
 )
 
 refunds = sa.Table(
@@ -112,6 +125,8 @@ refunds = sa.Table(
     sa.Column("request_fingerprint", sa.Text, nullable=False),
     sa.Column("gateway_idempotency_key", sa.Text, nullable=False, unique=True),
     sa.Column("gateway_refund_id", sa.Text, nullable=True),
+    # The balance lot the money came out of (a top-up or a credit), if any.
+    sa.Column("lot_id", sa.Text, sa.ForeignKey("balance_lots.id"), nullable=True),
     sa.Column("void", Flag, nullable=False, server_default=sa.text("0")),
     sa.Column("failure_code", sa.Text, nullable=True),
     sa.Column("failure_message", sa.Text, nullable=True),
@@ -141,17 +156,28 @@ balance_lots = sa.Table(
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("customer_id", sa.Text, nullable=False, index=True),
     sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
     sa.Column(
-        "funding_payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=True, unique=True
+        "funding_payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=True, index=True
     ),
     sa.Column("amount", Amount, nullable=False),
     sa.Column("remaining", Amount, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("amount > 0", name="ck_lots_amount_positive"),
+    sa.CheckConstraint("kind IN ('top_up', 'credit')", name="ck_lots_kind"),
     sa.CheckConstraint(
         "remaining >= 0 AND remaining <= amount", name="ck_lots_remaining_within_amount"
     ),
     sqlite_strict=True,
+)
+
+# A top-up creates exactly one lot; credits may create several per payment.
+sa.Index(
+    "uq_lots_one_top_up_per_payment",
+    balance_lots.c.funding_payment_id,
+    unique=True,
+    sqlite_where=sa.text("kind = 'top_up'"),
+    postgresql_where=sa.text("kind = 'top_up'"),
 )
 
 balance_movements = sa.Table(

@@ -212,15 +212,16 @@ class Prepared:
 
 
 _PAYMENT_COLUMNS = (
-    "id, customer_id, currency, amount, held, refunded, gateway, gateway_payment_id, "
+    "id, customer_id, currency, amount, held, refunded, credited, gateway, gateway_payment_id, "
     "destination, invoice_id, captured_at, card_brand, card_last4, card_first6, "
     "card_exp_month, card_exp_year, disputed, settled, created_at"
 )
 _REFUND_COLUMNS = (
     "id, payment_id, gateway, currency, amount, status, reason, actor, idempotency_key, "
     "request_fingerprint, gateway_idempotency_key, gateway_refund_id, void, failure_code, "
-    "failure_message, attempts, next_attempt_at, created_at, updated_at"
+    "failure_message, attempts, next_attempt_at, created_at, updated_at, lot_id"
 )
+_LOT_COLUMNS = "id, customer_id, currency, kind, funding_payment_id, amount, remaining, created_at"
 
 
 def _insert(table: str, columns: str) -> str:
@@ -244,7 +245,8 @@ SQL: dict[str, str] = {
     "insert_refund": _insert(
         "refunds",
         "id, payment_id, gateway, currency, amount, status, reason, actor, idempotency_key, "
-        "request_fingerprint, gateway_idempotency_key, void, attempts, created_at, updated_at",
+        "request_fingerprint, gateway_idempotency_key, void, attempts, created_at, updated_at, "
+        "lot_id",
     ),
     "get_refund": f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE id = :id",
     "refund_by_key": f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE idempotency_key = :key",
@@ -253,23 +255,32 @@ SQL: dict[str, str] = {
         "WHERE gateway = :gateway AND gateway_refund_id = :grid"
     ),
     "lot_for_payment": (
-        "SELECT id, amount, remaining FROM balance_lots WHERE funding_payment_id = :pid"
+        f"SELECT {_LOT_COLUMNS} FROM balance_lots"
+        " WHERE funding_payment_id = :pid AND kind = 'top_up'"
+    ),
+    "get_lot": f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE id = :id",
+    "credit_lots_of_payment": (
+        f"SELECT {_LOT_COLUMNS} FROM balance_lots"
+        " WHERE funding_payment_id = :pid AND kind = 'credit' ORDER BY created_at, id"
+    ),
+    "add_credited": (
+        "UPDATE payments SET credited = credited + :delta, held = held + :held_delta WHERE id = :id"
+    ),
+    "invoice_payments": (
+        f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE invoice_id = :inv"
+        " ORDER BY captured_at DESC, id DESC"
     ),
     "lot_spent_on": (
         "SELECT reference FROM balance_movements "
         "WHERE lot_id = :lot AND kind = 'redemption' ORDER BY id"
     ),
-    "insert_lot": _insert(
-        "balance_lots",
-        "id, customer_id, currency, funding_payment_id, amount, remaining, created_at",
-    ),
+    "insert_lot": _insert("balance_lots", _LOT_COLUMNS),
     "move_lot": "UPDATE balance_lots SET remaining = remaining + :delta WHERE id = :lot",
     "insert_movement": _insert(
         "balance_movements", "lot_id, kind, amount, reference, refund_id, created_at"
     ),
     "customer_lots": (
-        "SELECT id, currency, funding_payment_id, amount, remaining, created_at "
-        "FROM balance_lots WHERE customer_id = :cid ORDER BY created_at, id"
+        f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE customer_id = :cid ORDER BY created_at, id"
     ),
     "insert_event": _insert("events", "id, type, created, refund_id, payload"),
     "insert_journal": _insert(
@@ -345,6 +356,7 @@ def payment_from_row(m: dict[str, Any]) -> Payment:
         settled=bool(m["settled"]),
         held=Money(m["held"], cur),
         refunded=Money(m["refunded"], cur),
+        credited=Money(m["credited"], cur),
     )
 
 
@@ -363,6 +375,7 @@ def insert_payment(tx: Tx, p: Payment, now: datetime) -> None:
         amount=p.amount.amount,
         held=0,
         refunded=0,
+        credited=0,
         gateway=p.gateway,
         gateway_payment_id=p.gateway_payment_id,
         destination=p.destination.value,
@@ -431,6 +444,7 @@ def refund_from_row(m: dict[str, Any]) -> Refund:
         failure_code=m["failure_code"],
         failure_message=m["failure_message"],
         attempts=m["attempts"],
+        lot_id=m["lot_id"],
     )
 
 
@@ -452,6 +466,7 @@ def insert_refund(tx: Tx, refund: Refund, fingerprint: str, *, void: bool) -> No
         attempts=0,
         created_at=to_db_time(refund.created_at),
         updated_at=to_db_time(refund.updated_at),
+        lot_id=refund.lot_id,
     )
 
 
@@ -538,24 +553,49 @@ def update_refund(tx: Tx, refund_id: str, values: dict[str, Any]) -> None:
 
 
 def lot_for_payment(tx: Tx, payment_id: str) -> dict[str, Any] | None:
+    """The top-up lot a customer-balance payment created."""
     return tx.first("lot_for_payment", pid=payment_id)
+
+
+def get_lot(tx: Tx, lot_id: str) -> dict[str, Any] | None:
+    return tx.first("get_lot", id=lot_id)
+
+
+def credit_lots_of_payment(tx: Tx, payment_id: str) -> list[dict[str, Any]]:
+    return _dicts(tx.run("credit_lots_of_payment", pid=payment_id))
 
 
 def lot_spent_on(tx: Tx, lot_id: str) -> list[str]:
     return [r[0] for r in tx.all("lot_spent_on", lot=lot_id) if r[0]]
 
 
-def insert_lot(tx: Tx, payment: Payment, lot_id: str, now: datetime) -> None:
+def insert_lot(
+    tx: Tx, payment: Payment, lot_id: str, now: datetime, *, kind: str, amount: int
+) -> None:
     tx.run(
         "insert_lot",
         id=lot_id,
         customer_id=payment.customer_id,
         currency=payment.amount.currency,
+        kind=kind,
         funding_payment_id=payment.id,
-        amount=payment.amount.amount,
-        remaining=payment.amount.amount,
+        amount=amount,
+        remaining=amount,
         created_at=to_db_time(now),
     )
+
+
+def add_credited(tx: Tx, payment_id: str, delta: int, held_delta: int = 0) -> None:
+    tx.run("add_credited", id=payment_id, delta=delta, held_delta=held_delta)
+
+
+def invoice_payments(tx: Tx, invoice_id: str) -> list[Payment]:
+    return [payment_from_row(r) for r in _dicts(tx.run("invoice_payments", inv=invoice_id))]
+
+
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def move_lot(
@@ -582,9 +622,7 @@ def move_lot(
 
 
 def customer_lots(tx: Tx, customer_id: str) -> list[dict[str, Any]]:
-    cur = tx.run("customer_lots", cid=customer_id)
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = _dicts(tx.run("customer_lots", cid=customer_id))
     for row in rows:
         row["created_at"] = from_db_time(row["created_at"])
     return rows

@@ -25,11 +25,12 @@ def upgrade() -> None:
     op.create_table(
         "payments",
         sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("customer_id", sa.Text, nullable=False, index=True),
+        sa.Column("customer_id", sa.Text, nullable=False),
         sa.Column("currency", sa.Text, nullable=False),
         sa.Column("amount", Amount, nullable=False),
         sa.Column("held", Amount, nullable=False, server_default=zero),
         sa.Column("refunded", Amount, nullable=False, server_default=zero),
+        sa.Column("credited", Amount, nullable=False, server_default=zero),
         sa.Column("gateway", sa.Text, nullable=False),
         sa.Column("gateway_payment_id", sa.Text, nullable=False),
         sa.Column("destination", sa.Text, nullable=False),
@@ -45,7 +46,10 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.UniqueConstraint("gateway", "gateway_payment_id", name="uq_payments_gateway_payment"),
         sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
-        sa.CheckConstraint("held >= 0 AND held <= amount", name="ck_payments_held_within_amount"),
+        sa.CheckConstraint(
+            "held >= 0 AND credited >= 0 AND held + credited <= amount",
+            name="ck_payments_held_within_amount",
+        ),
         sa.CheckConstraint(
             "refunded >= 0 AND refunded <= held", name="ck_payments_refunded_within_held"
         ),
@@ -53,6 +57,40 @@ def upgrade() -> None:
             "destination IN ('invoice', 'customer_balance')", name="ck_payments_destination"
         ),
         sqlite_strict=True,
+    )
+    op.create_index(
+        "ix_payments_customer_captured", "payments", ["customer_id", "currency", "captured_at"]
+    )
+    op.create_table(
+        "balance_lots",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("customer_id", sa.Text, nullable=False, index=True),
+        sa.Column("currency", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column(
+            "funding_payment_id",
+            sa.Text,
+            sa.ForeignKey("payments.id"),
+            nullable=True,
+            index=True,
+        ),
+        sa.Column("amount", Amount, nullable=False),
+        sa.Column("remaining", Amount, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.CheckConstraint("amount > 0", name="ck_lots_amount_positive"),
+        sa.CheckConstraint("kind IN ('top_up', 'credit')", name="ck_lots_kind"),
+        sa.CheckConstraint(
+            "remaining >= 0 AND remaining <= amount", name="ck_lots_remaining_within_amount"
+        ),
+        sqlite_strict=True,
+    )
+    op.create_index(
+        "uq_lots_one_top_up_per_payment",
+        "balance_lots",
+        ["funding_payment_id"],
+        unique=True,
+        sqlite_where=sa.text("kind = 'top_up'"),
+        postgresql_where=sa.text("kind = 'top_up'"),
     )
     op.create_table(
         "refunds",
@@ -68,6 +106,8 @@ def upgrade() -> None:
         sa.Column("request_fingerprint", sa.Text, nullable=False),
         sa.Column("gateway_idempotency_key", sa.Text, nullable=False, unique=True),
         sa.Column("gateway_refund_id", sa.Text, nullable=True),
+        # The balance lot the money came out of (a top-up or a credit), if any.
+        sa.Column("lot_id", sa.Text, sa.ForeignKey("balance_lots.id"), nullable=True),
         sa.Column("void", sa.Integer, nullable=False, server_default=zero),
         sa.Column("failure_code", sa.Text, nullable=True),
         sa.Column("failure_message", sa.Text, nullable=True),
@@ -90,27 +130,6 @@ def upgrade() -> None:
         ["status"],
         sqlite_where=sa.text(IN_FLIGHT_WHERE),
         postgresql_where=sa.text(IN_FLIGHT_WHERE),
-    )
-    op.create_table(
-        "balance_lots",
-        sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("customer_id", sa.Text, nullable=False, index=True),
-        sa.Column("currency", sa.Text, nullable=False),
-        sa.Column(
-            "funding_payment_id",
-            sa.Text,
-            sa.ForeignKey("payments.id"),
-            nullable=True,
-            unique=True,
-        ),
-        sa.Column("amount", Amount, nullable=False),
-        sa.Column("remaining", Amount, nullable=False),
-        sa.Column("created_at", UTCDateTime, nullable=False),
-        sa.CheckConstraint("amount > 0", name="ck_lots_amount_positive"),
-        sa.CheckConstraint(
-            "remaining >= 0 AND remaining <= amount", name="ck_lots_remaining_within_amount"
-        ),
-        sqlite_strict=True,
     )
     op.create_table(
         "balance_movements",
