@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,6 +163,17 @@ def test_short_reasons_are_deduplicated_labelled_and_bounded() -> None:
         "pay_2 (inv_2): The refund window of 30 days ended on 2026-10-01. "
         "1 more reason not shown."
     )
+
+
+def test_a_sentence_naming_another_payment_gets_the_label() -> None:
+    sources = [src(1, "1.00", limits=(limit("pay_12 was refunded at the gateway."),))]
+    plan = allocate(usd("5.00"), "newest_first", sources)
+    assert plan.reason is not None
+    assert plan.reason.endswith(" pay_1 (inv_1): pay_12 was refunded at the gateway.")
+    named = [src(1, "1.00", limits=(limit("Most of it was spent before pay_1."),))]
+    reason = allocate(usd("5.00"), "newest_first", named).reason
+    assert reason is not None
+    assert reason.endswith("outside refundkit. Most of it was spent before pay_1.")
 
 
 def test_nothing_refundable() -> None:
@@ -491,3 +503,19 @@ def test_age_strategies_drain_in_order(sources: list[Source], total: Money, newe
     assert [leg.payment_id for leg in plan.legs] == [s.payment_id for s in expected]
     for leg, source in zip(plan.legs[:-1], expected, strict=False):
         assert leg.amount == source.available
+
+
+@settings(deadline=None)
+@given(sources=source_lists, max_listed=st.integers(1, 12))
+def test_single_source_refusal_lists_the_largest(sources: list[Source], max_listed: int) -> None:
+    total = Money(10_001, "USD")  # more than any source holds: always a refusal
+    plan = allocate(total, "single_source", sources, max_listed=max_listed)
+    positive = [s for s in sources if s.available]
+    assert plan.reason is not None
+    if not positive:
+        assert plan.reason.startswith("Nothing can be refunded")
+        return
+    listed = re.findall(r"(pay_\d+) \(inv_\d+\) has", plan.reason)
+    assert listed == [s.payment_id for s in by_size(positive)[:max_listed]]
+    more = len(positive) - len(listed)
+    assert (f" and {more} more." in plan.reason) == (more > 0)

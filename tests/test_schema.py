@@ -55,7 +55,12 @@ FRESH: dict[str, dict[str, Any]] = {
     "events": {"id": "evt_copy"},
     "journal_lines": {"kind": "reversal"},
 }
-AUTOINCREMENT = {"balance_movements": "id", "events": "seq", "journal_lines": "id"}
+AUTOINCREMENT = {
+    "balance_lots": "seq",
+    "balance_movements": "id",
+    "events": "seq",
+    "journal_lines": "id",
+}
 
 
 def alembic_config() -> Config:

@@ -35,6 +35,7 @@ from ._errors import (
     RefundNotAllowed,
     RefundNotFound,
     RequestInProgress,
+    StalePlan,
     StoreNotFound,
     UnknownGateway,
     WebhookVerificationError,
@@ -60,6 +61,7 @@ from ._model import (
     RefundStatus,
 )
 from ._money import Money
+from ._planner import STRATEGIES, Leg, LegResult, Plan, PlanResult, Source
 from ._plugins import GatewayRegistry, PluginManager
 from ._policy import PolicyConfig, PolicyContext
 from .hookspecs import hookimpl
@@ -82,6 +84,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "STRATEGIES",
     "AmountNotRepresentable",
     "BalanceLot",
     "Capabilities",
@@ -115,12 +118,16 @@ __all__ = [
     "InvalidMoneyType",
     "InvoiceBalance",
     "JournalLine",
+    "Leg",
+    "LegResult",
     "Limit",
     "Money",
     "NotFound",
     "Payment",
     "PaymentExists",
     "PaymentNotFound",
+    "Plan",
+    "PlanResult",
     "PluginError",
     "PluginManager",
     "PolicyConfig",
@@ -134,6 +141,8 @@ __all__ = [
     "RefundStatus",
     "RefundkitError",
     "RequestInProgress",
+    "Source",
+    "StalePlan",
     "StoreNotFound",
     "UnknownGateway",
     "WebhookVerificationError",

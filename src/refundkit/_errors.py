@@ -124,6 +124,12 @@ class RequestInProgress(RefundkitError):
     user_error = False
 
 
+class StalePlan(RefundkitError):
+    """A refund made since the plan was previewed changed what it was based on: plan again."""
+
+    code = "stale_plan"
+
+
 class InsufficientBalance(RefundkitError):
     """The customer balance does not hold the amount asked for."""
 

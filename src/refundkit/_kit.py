@@ -18,7 +18,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from ._errors import (
     RefundNotAllowed,
     RefundNotFound,
     RequestInProgress,
+    StalePlan,
 )
 from ._events import event_type_for, new_event_id, refund_event
 from ._gateway import Gateway, GatewayRefundRequest, GatewayRefundResult, GatewayRefundUpdate
@@ -63,9 +64,21 @@ from ._model import (
     Refund,
     RefundStatus,
     check_id,
+    iso,
 )
 from ._money import MAX_AMOUNT, Money
 from ._pans import find_pans
+from ._planner import (
+    STRATEGIES,
+    Leg,
+    LegResult,
+    Plan,
+    PlanResult,
+    Source,
+    allocate,
+    candidate_order,
+    uses_cover_candidates,
+)
 from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext, check_amount, check_request
 from ._policy import quote as make_quote
@@ -1078,6 +1091,111 @@ class RefundKit:
                     break
         return tuple(lots)
 
+    # --- planning ---------------------------------------------------------------------------
+
+    def plan_refund(
+        self,
+        customer_id: str,
+        total: Money,
+        *,
+        strategy: str = "newest_first",
+        scope: str | None = None,
+    ) -> Plan:
+        """Preview how ``total`` would go back to the customer's cards; writes nothing.
+
+        ``scope``: ``None`` (all the customer's payments), ``"balance"`` (the customer balance,
+        lot by lot, to the payments that funded it) or an invoice id. ``strategy``: see
+        ``refundkit._planner.STRATEGIES``. Each leg is within its source's quote now; what
+        cannot go back is ``plan.unrefundable``, with ``plan.reason`` in plain words.
+        """
+        check_id(customer_id, "customer id")
+        _check_money(total, "total")
+        if scope is not None and scope != "balance":
+            check_id(scope, "scope")
+        if strategy not in STRATEGIES:
+            raise InvalidInput(f"strategy must be one of {', '.join(STRATEGIES)}")
+        with self.store.read() as tx:
+            planner = _Candidates(self, tx, customer_id, total, scope)
+            allocation = allocate(
+                total,
+                strategy,
+                planner.candidates(strategy),
+                cover_candidates=planner.covers() if uses_cover_candidates(strategy) else None,
+            )
+            basis = planner.basis(allocation.legs)
+        return Plan(
+            id="pln_" + secrets.token_hex(12),
+            customer_id=customer_id,
+            strategy=strategy,
+            scope=scope,
+            allocation=allocation,
+            basis=basis,
+            created=iso(self.clock()),
+        )
+
+    def execute(
+        self,
+        plan: Plan | Mapping[str, Any],
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> PlanResult:
+        """Run a plan's legs, each a refund with a key derived from the plan id and the leg.
+
+        Executing the same plan again changes nothing (each leg replays). A plan whose sources
+        changed since it was made raises ``StalePlan`` before any new leg runs; a leg that
+        fails does not stop the others, and the result says what happened to each.
+        """
+        if not isinstance(plan, Plan):
+            plan = Plan.from_dict(plan)
+        reason = _check_text(reason, "reason")
+        actor = _check_text(actor, "actor")
+        self._check_fresh(plan)
+        results = []
+        for i, leg in enumerate(plan.legs):
+            results.append(self._run_leg(plan, i, leg, reason, actor))
+        return PlanResult(plan.id, tuple(results))
+
+    def refund_balance(
+        self, customer_id: str, amount: Money, *, strategy: str = "newest_first", **kw: Any
+    ) -> PlanResult:
+        """Return ``amount`` of the customer's balance to the cards that funded it: plans over
+        the lots (newest first by default), then executes, one refund per funding payment."""
+        plan = self.plan_refund(customer_id, amount, strategy=strategy, scope="balance")
+        if plan.unrefundable:
+            raise InsufficientRefundableBalance(plan.reason or "the balance cannot cover it")
+        return self.execute(plan, **kw)
+
+    def _check_fresh(self, plan: Plan) -> None:
+        with self.store.read() as tx:
+            for i, leg in enumerate(plan.legs):
+                if st.refund_by_key(tx, plan.leg_key(i)) is not None:
+                    continue  # already executed: its replay is checked by the idempotency key
+                for name, then in _leg_basis(tx, leg).items():
+                    if plan.basis.get(name) != then:
+                        raise StalePlan(
+                            f"plan {plan.id} is stale: {leg.payment_id} changed since it was "
+                            "made (another refund or credit); make a new plan"
+                        )
+
+    def _run_leg(
+        self, plan: Plan, i: int, leg: Leg, reason: str | None, actor: str | None
+    ) -> LegResult:
+        try:
+            refund = self._refund(
+                leg.payment_id, leg.amount, reason, plan.leg_key(i), actor, leg.lot_id
+            )
+        except GatewayError as exc:
+            rid = exc.refund.id if exc.refund else None
+            status: Any = exc.refund.status.value if exc.refund else "failed"
+            return LegResult(i, leg, status, rid, exc.to_dict())
+        except RefundkitError as exc:
+            return LegResult(i, leg, "refused", None, exc.to_dict())
+        status = refund.status.value
+        if status in ("reserved", "submitted"):
+            status = "unknown"
+        return LegResult(i, leg, status, refund.id)
+
     def invoice(self, invoice_id: str) -> InvoiceBalance:
         """An invoice's payments and its refundable balance (their sum)."""
         check_id(invoice_id, "invoice id")
@@ -1102,6 +1220,123 @@ class RefundKit:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+class _Candidates:
+    """Planner sources, streamed from the store in the order a strategy needs. Each source's
+    ``available`` is its full quote now (only for sources the planner actually reads)."""
+
+    def __init__(
+        self, kit: RefundKit, tx: st.Tx, customer_id: str, total: Money, scope: str | None
+    ) -> None:
+        self.kit, self.tx, self.cid, self.total, self.scope = kit, tx, customer_id, total, scope
+        self.cur = total.currency
+
+    def candidates(self, strategy: str) -> Iterator[Source]:
+        order = candidate_order(strategy)
+        if strategy == "single_source" and self.scope != "balance":
+            return self._listing()  # only named in a refusal: refundable balances suffice
+        return self._sources(order)
+
+    def covers(self) -> Iterator[Source]:
+        return self._sources("cover")
+
+    def _sources(self, order: str) -> Iterator[Source]:
+        if self.scope == "balance":
+            for (lot_id,) in st.stream(self.tx, f"plan_lots_{order}", **self._args(order)):
+                yield self._lot_source(lot_id)
+        elif self.scope is not None:
+            for payment in self._invoice_payments(order):
+                yield self._payment_source(payment)
+        else:
+            for (pid,) in st.stream(self.tx, f"plan_{order}", **self._args(order)):
+                found = st.get_payment(self.tx, pid)
+                assert found is not None
+                yield self._payment_source(found)
+
+    def _args(self, order: str) -> dict[str, Any]:
+        args: dict[str, Any] = {"cid": self.cid, "cur": self.cur}
+        if order == "cover":
+            args["total"] = self.total.amount
+        return args
+
+    def _invoice_payments(self, order: str) -> list[Payment]:
+        payments = [p for p in st.invoice_payments(self.tx, str(self.scope))
+                    if p.customer_id == self.cid and p.amount.currency == self.cur]  # fmt: skip
+        if order == "oldest":
+            payments.reverse()
+        elif order in ("largest", "cover"):
+            payments.sort(key=lambda p: -p.refundable.amount)
+        return payments
+
+    def _payment_source(self, payment: Payment) -> Source:
+        ctx, _ = self.kit._context(self.tx, payment)
+        q = make_quote(ctx, self.kit._rules)
+        return Source(
+            payment_id=payment.id,
+            gateway=payment.gateway,
+            captured_at=payment.captured_at,
+            available=q.max_amount,
+            invoice_id=payment.invoice_id,
+            lot_id=st.lot_for_payment(self.tx, payment.id)["id"]  # type: ignore[index]
+            if payment.destination is Destination.CUSTOMER_BALANCE
+            else None,
+            card=payment.card,
+            limits=q.limits,
+        )
+
+    def _lot_source(self, lot_id: str) -> Source:
+        lot = st.get_lot(self.tx, lot_id)
+        assert lot is not None
+        payment = st.get_payment(self.tx, lot["funding_payment_id"])
+        assert payment is not None
+        credit = lot["kind"] == "credit"
+        ctx, _ = self.kit._context(self.tx, payment, lot if credit else None)
+        q = make_quote(ctx, self.kit._rules)
+        return Source(
+            payment_id=payment.id,
+            gateway=payment.gateway,
+            captured_at=payment.captured_at,
+            available=q.max_amount,
+            invoice_id=payment.invoice_id,
+            lot_id=lot_id,
+            card=payment.card,
+            limits=q.limits,
+        )
+
+    def _listing(self) -> Iterator[Source]:
+        """Every payment's refundable balance, largest first, for a single_source refusal."""
+        if self.scope is not None:
+            yield from (self._payment_source(p) for p in self._invoice_payments("largest"))
+            return
+        for pid, invoice_id, gateway, captured, refundable in st.stream(
+            self.tx, "plan_refundable", cid=self.cid, cur=self.cur
+        ):
+            yield Source(
+                payment_id=pid,
+                gateway=gateway,
+                captured_at=from_db_time(captured),
+                # Never enough to be chosen: covering sources come from covers(), quoted.
+                available=Money(min(refundable, self.total.amount - 1), self.cur),
+                invoice_id=invoice_id,
+            )
+
+    def basis(self, legs: Sequence[Leg]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for leg in legs:
+            out |= _leg_basis(self.tx, leg)
+        return out
+
+
+def _leg_basis(tx: st.Tx, leg: Leg) -> dict[str, int]:
+    """What a leg relies on: its lot's remainder, or its payment's held + credited total."""
+    if leg.lot_id is not None:
+        lot = st.get_lot(tx, leg.lot_id)
+        return {f"lot:{leg.lot_id}": lot["remaining"] if lot else -1}
+    payment = st.get_payment(tx, leg.payment_id)
+    if payment is None:
+        return {f"payment:{leg.payment_id}": -1}
+    return {f"payment:{leg.payment_id}": payment.amount.amount - payment.refundable.amount}
 
 
 def _credit_sources(tx: st.Tx, source_id: str) -> list[Payment]:

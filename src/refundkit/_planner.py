@@ -11,9 +11,10 @@ refundkit.
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -436,12 +437,17 @@ class _Reasons:
 
     def _attributed(self, message: str) -> str:
         named, count = self.sources[message], self.counts[message]
-        if count == 1 and named[0].payment_id in message:
+        if count == 1 and _names(message, named[0].payment_id):
             return message
         labels = ", ".join(source.label() for source in named)
         if count > len(named):
             labels += f" and {count - len(named)} more"
         return f"{labels}: {message}"
+
+
+def _names(message: str, payment_id: str) -> bool:
+    """Does the sentence already say which payment it is about (``pay_1``, not ``pay_12``)?"""
+    return re.search(rf"(?<![\w.:-]){re.escape(payment_id)}(?![\w:-]|\.\w)", message) is not None
 
 
 class _Listing:
@@ -484,3 +490,109 @@ class _Listing:
                 f" Together they hold {together}; the fewest_refunds strategy can split the refund."
             )
         return text
+
+
+# --- plans and their execution ---------------------------------------------------------------
+
+
+@attrs.frozen
+class Plan:
+    """An allocation with what it was based on, so a stale plan can be refused at execution.
+
+    ``basis`` maps ``"payment:<id>"`` to the payment's held + credited total and
+    ``"lot:<id>"`` to a lot's remaining amount, both in minor units, as they were when planned.
+    """
+
+    id: str
+    customer_id: str
+    strategy: str
+    scope: str | None
+    allocation: Allocation
+    basis: Mapping[str, int]
+    created: str
+
+    @property
+    def legs(self) -> tuple[Leg, ...]:
+        return self.allocation.legs
+
+    @property
+    def total(self) -> Money:
+        return self.allocation.total
+
+    @property
+    def unrefundable(self) -> Money:
+        return self.allocation.unrefundable
+
+    @property
+    def reason(self) -> str | None:
+        return self.allocation.reason
+
+    def leg_key(self, index: int) -> str:
+        """The idempotency key of leg ``index``: executing the plan again replays it."""
+        return f"{self.id}.{index}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "strategy": self.strategy,
+            "scope": self.scope,
+            "created": self.created,
+            "basis": dict(self.basis),
+            **self.allocation.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        try:
+            basis = d["basis"]
+            if not isinstance(basis, Mapping) or not all(
+                isinstance(k, str) and type(v) is int for k, v in basis.items()
+            ):
+                raise InvalidInput("plan basis must map names to whole numbers")
+            return cls(
+                id=check_id(d["id"], "plan id"),
+                customer_id=check_id(d["customer_id"], "customer id"),
+                strategy=_check_strategy(d["strategy"]),
+                scope=_optional_id(d.get("scope"), "scope"),
+                allocation=Allocation.from_dict(d),
+                basis=dict(basis),
+                created=str(d["created"]),
+            )
+        except KeyError as exc:
+            raise InvalidInput(f"a plan needs {exc.args[0]!r}") from None
+
+
+LegStatus = Literal["succeeded", "pending", "unknown", "manual_review", "failed", "refused"]
+
+
+@attrs.frozen
+class LegResult:
+    """What happened to one leg: the refund made (or found again) or why there is none."""
+
+    index: int
+    leg: Leg
+    status: LegStatus
+    refund_id: str | None = None
+    error: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "leg": self.leg.to_dict(),
+            "status": self.status,
+            "refund_id": self.refund_id,
+            "error": dict(self.error) if self.error else None,
+        }
+
+
+@attrs.frozen
+class PlanResult:
+    plan_id: str
+    legs: tuple[LegResult, ...]
+
+    def by_status(self, status: LegStatus) -> tuple[LegResult, ...]:
+        return tuple(r for r in self.legs if r.status == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan_id": self.plan_id, "legs": [r.to_dict() for r in self.legs]}

@@ -261,10 +261,48 @@ SQL: dict[str, str] = {
     "get_lot": f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE id = :id",
     "credit_lots_of_payment": (
         f"SELECT {_LOT_COLUMNS} FROM balance_lots"
-        " WHERE funding_payment_id = :pid AND kind = 'credit' ORDER BY created_at, id"
+        " WHERE funding_payment_id = :pid AND kind = 'credit' ORDER BY seq"
     ),
     "add_credited": (
         "UPDATE payments SET credited = credited + :delta, held = held + :held_delta WHERE id = :id"
+    ),
+    # Planner candidates: ids in strategy order, streamed (see RefundKit.plan_refund).
+    "plan_newest": (
+        "SELECT id FROM payments WHERE customer_id = :cid AND currency = :cur"
+        " ORDER BY captured_at DESC, id DESC"
+    ),
+    "plan_oldest": (
+        "SELECT id FROM payments WHERE customer_id = :cid AND currency = :cur"
+        " ORDER BY captured_at, id"
+    ),
+    "plan_largest": (
+        "SELECT id FROM payments WHERE customer_id = :cid AND currency = :cur"
+        " ORDER BY amount - held - credited DESC, captured_at DESC, id DESC"
+    ),
+    "plan_cover": (
+        "SELECT id FROM payments WHERE customer_id = :cid AND currency = :cur"
+        " AND amount - held - credited >= :total ORDER BY captured_at DESC, id DESC"
+    ),
+    "plan_refundable": (
+        "SELECT id, invoice_id, gateway, captured_at, amount - held - credited FROM payments"
+        " WHERE customer_id = :cid AND currency = :cur"
+        " ORDER BY amount - held - credited DESC, captured_at DESC, id DESC"
+    ),
+    "plan_lots_newest": (
+        "SELECT id FROM balance_lots WHERE customer_id = :cid AND currency = :cur"
+        " AND remaining > 0 ORDER BY seq DESC"
+    ),
+    "plan_lots_oldest": (
+        "SELECT id FROM balance_lots WHERE customer_id = :cid AND currency = :cur"
+        " AND remaining > 0 ORDER BY seq"
+    ),
+    "plan_lots_largest": (
+        "SELECT id FROM balance_lots WHERE customer_id = :cid AND currency = :cur"
+        " AND remaining > 0 ORDER BY remaining DESC, seq DESC"
+    ),
+    "plan_lots_cover": (
+        "SELECT id FROM balance_lots WHERE customer_id = :cid AND currency = :cur"
+        " AND remaining >= :total ORDER BY seq DESC"
     ),
     "invoice_payments": (
         f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE invoice_id = :inv"
@@ -280,7 +318,7 @@ SQL: dict[str, str] = {
         "balance_movements", "lot_id, kind, amount, reference, refund_id, created_at"
     ),
     "customer_lots": (
-        f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE customer_id = :cid ORDER BY created_at, id"
+        f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE customer_id = :cid ORDER BY seq"
     ),
     "insert_event": _insert("events", "id, type, created, refund_id, payload"),
     "insert_journal": _insert(
@@ -591,6 +629,16 @@ def add_credited(tx: Tx, payment_id: str, delta: int, held_delta: int = 0) -> No
 
 def invoice_payments(tx: Tx, invoice_id: str) -> list[Payment]:
     return [payment_from_row(r) for r in _dicts(tx.run("invoice_payments", inv=invoice_id))]
+
+
+def stream(tx: Tx, name: str, **values: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows one batch at a time, so a consumer that stops early reads little. It uses a
+    cursor of its own, leaving the transaction free for other statements meanwhile."""
+    stmt = tx._sql[name]
+    cur = tx.raw.cursor()
+    cur.execute(stmt.sql, stmt.params(values))
+    while batch := cur.fetchmany(64):
+        yield from batch
 
 
 def _dicts(cur: Any) -> list[dict[str, Any]]:

@@ -63,7 +63,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "balance_lots",
-        sa.Column("id", sa.Text, primary_key=True),
+        # Creation order, for oldest/newest-first without ties on equal timestamps.
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.Text, nullable=False, unique=True),
         sa.Column("customer_id", sa.Text, nullable=False, index=True),
         sa.Column("currency", sa.Text, nullable=False),
         sa.Column("kind", sa.Text, nullable=False),
