@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,12 @@ CUSTOMER = "cus_1"
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def run(*args: str, env: dict[str, str | None] | None = None) -> Result:
+def run(*args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Result:
     """Invoke the CLI in-process, with a wide console and no REFUNDKIT_DB from outside."""
     base: dict[str, str | None] = {"REFUNDKIT_DB": None, "COLUMNS": "200"}
-    return CliRunner().invoke(cli, list(args), env=base | (env or {}), catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, list(args), env=base | (env or {}), input=input, catch_exceptions=False
+    )
 
 
 def run_json(*args: str) -> Any:
@@ -48,6 +52,20 @@ def assert_one_error_line(result: Result, code: str, exit_code: int = 2) -> str:
     assert lines[0].startswith(f"error: {code}: "), lines[0]
     assert "Traceback" not in result.output
     return lines[0]
+
+
+def flat(text: str) -> str:
+    """Output with the console's line wrapping undone (long sentences wrap at the width)."""
+    return " ".join(text.split())
+
+
+def store_digest(url: str) -> dict[str, str]:
+    """A digest of each file of a SQLite store (and its sandbox): proof nothing was written."""
+    path = Path(url.removeprefix("sqlite:///"))
+    return {
+        f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(path.parent.glob(f"{path.stem}.*"))
+    }
 
 
 def make_store(url: str) -> str:
@@ -124,7 +142,7 @@ def test_help_lists_every_command_with_its_summary() -> None:
     assert result.exit_code == 0
     for name in (
         "demo", "gateways", "payments", "quote", "refund", "refunds", "recover", "events",
-        "journal", "balance", "redeem",
+        "journal", "balance", "redeem", "credit", "invoice", "plan", "execute", "refund-balance",
     ):  # fmt: skip
         assert f"  {name} " in result.stdout, name
     assert "REFUNDKIT_DB" in result.stdout
@@ -135,7 +153,7 @@ def test_help_lists_every_command_with_its_summary() -> None:
     [
         ["demo"], ["gateways"], ["payments", "add"], ["payments", "list"], ["payments", "show"],
         ["quote"], ["refund"], ["refunds"], ["recover"], ["events"], ["journal"], ["balance"],
-        ["redeem"],
+        ["redeem"], ["credit"], ["invoice"], ["plan"], ["execute"], ["refund-balance"],
     ],
 )  # fmt: skip
 def test_every_command_has_help_with_json_option(command: list[str]) -> None:
@@ -594,6 +612,568 @@ def test_balance_and_redeem(db: str) -> None:
     assert_one_error_line(too_much, "insufficient_balance")
 
 
+def test_redeem_newest_first_spends_the_newest_lot_first(db: str) -> None:
+    add_payment(db, "pay_t1", "30.00", "--destination", "customer_balance")
+    add_payment(db, "pay_t2", "20.00", "--destination", "customer_balance")
+    redeemed = run_json(
+        "--db", db, "redeem", CUSTOMER, "--amount", "10.00", "--currency", "USD",
+        "--reference", "inv_9", "--order", "NEWEST_FIRST",
+    )  # fmt: skip
+    assert redeemed["order"] == "newest_first"
+    assert redeemed["remaining"] == {"amount": 4000, "currency": "USD"}
+    lots = run_json("--db", db, "balance", CUSTOMER)["lots"]
+    assert {lot["funding_payment_id"]: lot["remaining"] for lot in lots} == {
+        "pay_t1": 3000,
+        "pay_t2": 1000,
+    }
+    default = run(
+        "--db", db, "redeem", CUSTOMER, "--amount", "5.00", "--currency", "USD",
+        "--reference", "inv_10",
+    )  # fmt: skip
+    assert default.exit_code == 0, default.output
+    assert "(oldest_first); 35.00 USD left." in default.stdout
+    lots = run_json("--db", db, "balance", CUSTOMER)["lots"]
+    assert {lot["funding_payment_id"]: lot["remaining"] for lot in lots} == {
+        "pay_t1": 2500,
+        "pay_t2": 1000,
+    }
+    bad = run(
+        "--db", db, "redeem", CUSTOMER, "--amount", "1.00", "--currency", "USD",
+        "--reference", "inv_11", "--order", "largest_first",
+    )  # fmt: skip
+    assert_one_error_line(bad, "usage")
+
+
+def test_balance_shows_each_lots_kind_and_funding_payment(db: str) -> None:
+    add_payment(db, "pay_t", "30.00", "--destination", "customer_balance")
+    add_payment(db, "pay_i", "80.00", "--invoice-id", "inv_1")
+    run_json("--db", db, "credit", "pay_i", "--amount", "12.00")
+    table = run("--db", db, "balance", CUSTOMER)
+    assert table.exit_code == 0, table.output
+    rows = [line for line in table.stdout.splitlines() if "lot_" in line]
+    assert len(rows) == 2
+    assert all(word in rows[0] for word in ("top_up", "pay_t", "30.00 USD")), rows[0]
+    assert all(word in rows[1] for word in ("credit", "pay_i", "12.00 USD")), rows[1]
+    assert "Total: 42.00 USD" in table.stdout
+    lots = run_json("--db", db, "balance", CUSTOMER)["lots"]
+    assert [(lot["kind"], lot["funding_payment_id"]) for lot in lots] == [
+        ("top_up", "pay_t"),
+        ("credit", "pay_i"),
+    ]
+
+
+# --- credit and invoices ------------------------------------------------------------------------
+
+
+def test_credit_from_a_payment_makes_a_credit_lot(paid: str) -> None:
+    result = run("--db", paid, "credit", PAYMENT, "--amount", "20.00", "--reference", "ticket-7")
+    assert result.exit_code == 0, result.output
+    assert "Credited 20.00 USD of pay_1 to cus_1's balance as 1 lot" in flat(result.stdout)
+    [lot] = run_json("--db", paid, "balance", CUSTOMER)["lots"]
+    assert lot["id"] in result.stdout
+    assert (lot["kind"], lot["funding_payment_id"], lot["amount"], lot["remaining"]) == (
+        "credit",
+        PAYMENT,
+        2000,
+        2000,
+    )
+    # What became credit is no longer refundable to the card directly.
+    assert run_json("--db", paid, "quote", PAYMENT)["max_amount"] == 3000
+
+
+def test_credit_from_a_split_tender_invoice_takes_the_newest_payment_first(db: str) -> None:
+    add_payment(db, "pay_a", "20.00", "--invoice-id", "inv_s")
+    add_payment(db, "pay_b", "30.00", "--invoice-id", "inv_s")
+    data = run_json(
+        "--db", db, "credit", "inv_s", "--amount", "40.00", "--currency", "usd",
+        "--reference", "ticket-8",
+    )  # fmt: skip
+    assert data["source_id"] == "inv_s"
+    assert data["customer_id"] == CUSTOMER
+    assert data["credited"] == {"amount": 4000, "currency": "USD"}
+    assert data["reference"] == "ticket-8"
+    assert [(lot["funding_payment_id"], lot["amount"], lot["kind"]) for lot in data["lots"]] == [
+        ("pay_b", 3000, "credit"),
+        ("pay_a", 1000, "credit"),
+    ]
+    invoice = run_json("--db", db, "invoice", "inv_s")
+    assert (invoice["credited"], invoice["refundable"]) == (4000, 1000)
+
+
+def test_credit_takes_the_currency_of_its_payment(db: str) -> None:
+    run_json(
+        "--db", db, "payments", "add", "pay_e", "--customer", CUSTOMER, "--amount", "12.34",
+        "--currency", "eur", "--gateway", "sandbox", "--gateway-payment-id", "sbx_e",
+    )  # fmt: skip
+    data = run_json("--db", db, "credit", "pay_e", "--amount", "1.50")
+    assert data["credited"] == {"amount": 150, "currency": "EUR"}
+    assert data["lots"][0]["currency"] == "EUR"
+    other = run("--db", db, "credit", "pay_e", "--amount", "1.00", "--currency", "usd")
+    assert_one_error_line(other, "currency_mismatch")
+    too_precise = run("--db", db, "credit", "pay_e", "--amount", "1.001")
+    assert "EUR" in assert_one_error_line(too_precise, "invalid_money")
+    assert len(run_json("--db", db, "balance", CUSTOMER)["lots"]) == 1
+
+
+def test_credit_more_than_refundable_exits_2_and_credits_nothing(paid: str) -> None:
+    run_json("--db", paid, "refund", PAYMENT, "--amount", "10.00")
+    result = run("--db", paid, "credit", PAYMENT, "--amount", "40.01")
+    line = assert_one_error_line(result, "insufficient_refundable_balance")
+    assert "pay_1 has 40.00 USD" in line
+    assert result.stdout == ""
+    as_json = run("--db", paid, "credit", PAYMENT, "--amount", "40.01", "--json")
+    assert_one_error_line(as_json, "insufficient_refundable_balance")
+    assert json.loads(as_json.stdout)["error"]["code"] == "insufficient_refundable_balance"
+    assert run_json("--db", paid, "balance", CUSTOMER)["lots"] == []
+    assert run_json("--db", paid, "quote", PAYMENT)["max_amount"] == 4000
+
+
+def test_credit_from_nothing_or_from_a_top_up_exits_2(db: str) -> None:
+    add_payment(db, "pay_t", "30.00", "--destination", "customer_balance")
+    missing = run("--db", db, "credit", "nope", "--amount", "1.00")
+    assert "'nope'" in assert_one_error_line(missing, "payment_not_found")
+    top_up = run("--db", db, "credit", "pay_t", "--amount", "1.00")
+    assert "pay_t" in assert_one_error_line(top_up, "invalid_input")
+    assert [lot["kind"] for lot in run_json("--db", db, "balance", CUSTOMER)["lots"]] == ["top_up"]
+
+
+def test_invoice_shows_its_balances_and_each_payment(db: str) -> None:
+    add_payment(db, "pay_a", "20.00", "--invoice-id", "inv_s")
+    add_payment(db, "pay_b", "30.00", "--invoice-id", "inv_s")
+    run_json("--db", db, "refund", "pay_a", "--amount", "5.00")
+    run_json("--db", db, "credit", "pay_b", "--amount", "10.00")
+    data = run_json("--db", db, "invoice", "inv_s")
+    assert {k: data[k] for k in ("invoice_id", "currency", "total", "refundable", "refunded",
+                                 "credited")} == {
+        "invoice_id": "inv_s", "currency": "USD", "total": 5000, "refundable": 3500,
+        "refunded": 500, "credited": 1000,
+    }  # fmt: skip
+    assert [(p["id"], p["refundable"]) for p in data["payments"]] == [
+        ("pay_b", 2000),
+        ("pay_a", 1500),
+    ]
+    human = run("--db", db, "invoice", "inv_s")
+    assert human.exit_code == 0, human.output
+    text = flat(human.stdout)
+    for words in ("total 50.00 USD", "refundable 35.00 USD", "refunded 5.00 USD",
+                  "credited 10.00 USD", "payments 2"):  # fmt: skip
+        assert words in text, words
+    [row_a] = [line for line in human.stdout.splitlines() if "pay_a" in line]
+    assert all(w in row_a for w in ("20.00 USD", "5.00 USD", "15.00 USD", "visa •••• 4242"))
+    assert "held by refunds in flight" not in text
+
+
+def test_an_unknown_invoice_exits_2(db: str) -> None:
+    line = assert_one_error_line(run("--db", db, "invoice", "inv_nope"), "not_found")
+    assert "'inv_nope'" in line
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def invoices(db: str) -> str:
+    """pay_1 100.00 on inv_1 (30.00 of it credited, then spent on inv_9), pay_2 50.00 on inv_2."""
+    add_payment(db, "pay_1", "100.00", "--invoice-id", "inv_1")
+    add_payment(db, "pay_2", "50.00", "--invoice-id", "inv_2")
+    run_json("--db", db, "credit", "inv_1", "--amount", "30.00")
+    run_json(
+        "--db", db, "redeem", CUSTOMER, "--amount", "30.00", "--currency", "USD",
+        "--reference", "inv_9",
+    )  # fmt: skip
+    return db
+
+
+def refunds_of(db: str) -> list[dict[str, Any]]:
+    refunds: list[dict[str, Any]] = run_json("--db", db, "refunds")["refunds"]
+    return refunds
+
+
+def make_plan(db: str, path: Path, amount: str, *extra: str) -> dict[str, Any]:
+    plan: dict[str, Any] = run_json(
+        "--db", db, "plan", CUSTOMER, "--amount", amount, "--out", str(path), *extra
+    )
+    return plan
+
+
+def test_plan_previews_the_legs_and_writes_nothing(invoices: str, tmp_path: Path) -> None:
+    before = store_digest(invoices)
+    out = tmp_path / "plan.json"
+    result = run(
+        "--db", invoices, "plan", CUSTOMER, "--amount", "90.00", "--strategy", "fewest_refunds",
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert store_digest(invoices) == before  # a plan is a preview
+    assert refunds_of(invoices) == []
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["id"] in result.stdout
+    assert saved["strategy"] == "fewest_refunds"
+    assert [(leg["payment_id"], leg["amount"]) for leg in saved["legs"]] == [
+        ("pay_1", 7000),
+        ("pay_2", 2000),
+    ]
+    assert (saved["unrefundable"], saved["reason"]) == (0, None)
+    rows = [line for line in result.stdout.splitlines() if "sandbox" in line]
+    assert len(rows) == 2
+    assert all(w in rows[0] for w in ("pay_1", "inv_1", "70.00 USD", "visa •••• 4242"))
+    assert all(w in rows[1] for w in ("pay_2", "inv_2", "20.00 USD", "visa •••• 4242"))
+    text = flat(result.stdout)
+    assert "Planned: 90.00 USD in 2 refunds." in text
+    assert "Unrefundable" not in text
+    assert f"nothing was refunded. Saved to {out}; `refundkit execute {out}` runs it." in text
+
+
+def test_plan_json_is_the_plan_and_the_out_file_holds_the_same(
+    invoices: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.json"
+    data = make_plan(invoices, out, "150.00")
+    assert json.loads(out.read_text(encoding="utf-8")) == data
+    assert (data["customer_id"], data["strategy"], data["scope"]) == (CUSTOMER, "newest_first",
+                                                                      None)  # fmt: skip
+    assert (data["total"], data["planned"], data["unrefundable"]) == (15000, 12000, 3000)
+    assert [leg["payment_id"] for leg in data["legs"]] == ["pay_2", "pay_1"]
+    assert "issued as customer credit" in data["reason"]
+    assert set(data["basis"]) == {"payment:pay_1", "payment:pay_2"}
+    human = flat(run("--db", invoices, "plan", CUSTOMER, "--amount", "150.00").stdout)
+    assert "Planned: 120.00 USD in 2 refunds." in human
+    assert "Unrefundable: 30.00 USD. Only 120.00 USD of the 150.00 USD" in human
+    assert "refund the other 30.00 USD outside refundkit" in human
+    assert "Save it with --out FILE" in human
+
+
+def test_plan_single_source_that_cannot_cover_explains_why_and_exits_0(invoices: str) -> None:
+    result = run("--db", invoices, "plan", CUSTOMER, "--amount", "90.00", "--strategy",
+                 "single_source")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # a preview is not an error
+    text = flat(result.stdout)
+    assert "No refund can be planned." in text
+    assert "Unrefundable: 90.00 USD. No single payment can refund 90.00 USD" in text
+    assert "pay_1 (inv_1) has 70.00 USD refundable" in text
+    assert "pay_2 (inv_2) has 50.00 USD" in text
+    data = run_json("--db", invoices, "plan", CUSTOMER, "--amount", "90.00", "--strategy",
+                    "SINGLE_SOURCE")  # fmt: skip
+    assert (data["strategy"], data["legs"], data["unrefundable"]) == ("single_source", [], 9000)
+    assert "pay_1 (inv_1) has 70.00 USD refundable" in data["reason"]
+    assert "pay_2 (inv_2) has 50.00 USD" in data["reason"]
+    assert refunds_of(invoices) == []
+
+
+def test_plan_then_execute_then_execute_again_changes_nothing(
+    invoices: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.json"
+    plan = make_plan(invoices, out, "90.00", "--strategy", "fewest_refunds")
+    args = ("--db", invoices, "execute", str(out), "--reason", "requested_by_customer",
+            "--actor", "support:alice")  # fmt: skip
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert first.stderr == ""
+    refunds = refunds_of(invoices)
+    assert [(r["payment_id"], r["amount"], r["status"]) for r in refunds] == [
+        ("pay_1", 7000, "succeeded"),
+        ("pay_2", 2000, "succeeded"),
+    ]
+    assert {(r["reason"], r["actor"]) for r in refunds} == {
+        ("requested_by_customer", "support:alice")
+    }
+    rows = [line for line in first.stdout.splitlines() if "rf_" in line]
+    assert len(rows) == 2
+    for row, refund in zip(rows, refunds, strict=True):
+        assert refund["id"] in row
+        assert "succeeded" in row
+    assert plan["id"] in first.stdout
+    assert "Refunded: 90.00 USD in 2 refunds." in flat(first.stdout)
+    events = run_json("--db", invoices, "events")["events"]
+
+    again = run_json(*args)
+    assert again["plan_id"] == plan["id"]
+    assert [leg["status"] for leg in again["legs"]] == ["succeeded", "succeeded"]
+    assert [leg["refund_id"] for leg in again["legs"]] == [r["id"] for r in refunds]
+    assert refunds_of(invoices) == refunds  # no new rows
+    assert run_json("--db", invoices, "events")["events"] == events
+
+
+def test_executing_a_plan_again_with_another_reason_is_refused_and_exits_1(
+    invoices: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.json"
+    make_plan(invoices, out, "10.00")
+    assert run("--db", invoices, "execute", str(out), "--reason", "duplicate").exit_code == 0
+    refunds = refunds_of(invoices)
+    other = run("--db", invoices, "execute", str(out), "--reason", "fraudulent")
+    assert other.exit_code == 1
+    [line] = error_lines(other)
+    assert line.startswith("error: plan_incomplete: 1 of 1 leg of plan ")
+    assert "refused (idempotency_conflict)" in line
+    assert "idempotency_conflict" in other.stdout  # the table's "why" column
+    assert refunds_of(invoices) == refunds
+
+
+def test_execute_reads_the_plan_from_stdin(invoices: str) -> None:
+    plan = run("--db", invoices, "plan", CUSTOMER, "--amount", "10.00", "--json")
+    assert plan.exit_code == 0, plan.output
+    result = run("--db", invoices, "execute", "-", "--json", input=plan.stdout)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["plan_id"] == json.loads(plan.stdout)["id"]
+    [leg] = data["legs"]
+    assert (leg["index"], leg["status"], leg["error"]) == (0, "succeeded", None)
+    assert (leg["leg"]["payment_id"], leg["leg"]["amount"]) == ("pay_2", 1000)  # newest first
+    assert [r["id"] for r in refunds_of(invoices)] == [leg["refund_id"]]
+
+
+def test_a_stale_plan_file_exits_2_and_refunds_nothing(invoices: str, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    plan = make_plan(invoices, out, "60.00", "--strategy", "single_source")
+    assert [leg["payment_id"] for leg in plan["legs"]] == ["pay_1"]
+    run_json("--db", invoices, "refund", "pay_1", "--amount", "5.00")  # the payment changed
+    refunds = refunds_of(invoices)
+    result = run("--db", invoices, "execute", str(out))
+    line = assert_one_error_line(result, "stale_plan")
+    assert plan["id"] in line
+    assert "pay_1" in line
+    assert result.stdout == ""
+    as_json = run("--db", invoices, "execute", str(out), "--json")
+    assert_one_error_line(as_json, "stale_plan")
+    assert json.loads(as_json.stdout)["error"]["code"] == "stale_plan"
+    assert refunds_of(invoices) == refunds
+
+
+def _without(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda plan: {k: v for k, v in plan.items() if k != key}
+
+
+def _first_leg(**changes: Any) -> Callable[[dict[str, Any]], Any]:
+    def change(plan: dict[str, Any]) -> Any:
+        plan["legs"][0].update(changes)
+        return plan
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        (lambda plan: "this is not json", "not JSON"),
+        (lambda plan: [plan], "expected a JSON object"),
+        (lambda plan: {}, "a plan needs"),
+        (_without("legs"), "'legs'"),
+        (_without("basis"), "'basis'"),
+        (lambda plan: plan | {"total": plan["total"] + 1}, "total does not match"),
+        (lambda plan: plan | {"strategy": "cheapest"}, "unknown strategy"),
+        (lambda plan: plan | {"basis": ["payment:pay_2"]}, "basis"),
+        (lambda plan: plan | {"legs": {"0": plan["legs"][0]}}, "legs must be a list"),
+        (_first_leg(amount=-500), "more than"),
+        (_first_leg(amount="10.00"), "amount"),
+        (_first_leg(currency="XYZ"), "XYZ"),
+        (_first_leg(card={"last4": "4242"}), "'brand'"),
+        (_first_leg(card="visa"), "card"),
+    ],
+)
+def test_a_malformed_plan_file_exits_2_with_invalid_input(
+    invoices: str, tmp_path: Path, tamper: Callable[[dict[str, Any]], Any], why: str
+) -> None:
+    out = tmp_path / "plan.json"
+    bad = tamper(make_plan(invoices, out, "10.00"))
+    out.write_text(bad if isinstance(bad, str) else json.dumps(bad), encoding="utf-8")
+    result = run("--db", invoices, "execute", str(out))
+    line = assert_one_error_line(result, "invalid_input")
+    assert str(out) in line
+    assert why in line
+    as_json = run("--db", invoices, "execute", str(out), "--json")
+    assert_one_error_line(as_json, "invalid_input")
+    assert json.loads(as_json.stdout)["error"]["code"] == "invalid_input"
+    assert refunds_of(invoices) == []
+
+
+def test_a_plan_file_that_cannot_be_read_exits_2(invoices: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    line = assert_one_error_line(run("--db", invoices, "execute", str(missing)), "invalid_input")
+    assert f"cannot read the plan file {missing}" in line
+    binary = tmp_path / "plan.bin"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert_one_error_line(run("--db", invoices, "execute", str(binary)), "invalid_input")
+    empty = run("--db", invoices, "execute", "-", input="")
+    assert "stdin is not a plan" in assert_one_error_line(empty, "invalid_input")
+    assert refunds_of(invoices) == []
+
+
+def test_execute_with_a_declined_leg_exits_1_and_says_so_after_the_table(
+    paid: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.json"
+    make_plan(paid, out, "1.91")  # the sandbox declines it
+    result = run("--db", paid, "execute", str(out))
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert line.startswith("error: plan_incomplete: 1 of 1 leg of plan ")
+    assert "leg 0 pay_1 1.91 USD failed (gateway_declined)" in line
+    [row] = [line for line in result.stdout.splitlines() if "rf_" in line]
+    assert "failed" in row
+    assert "gateway_declined" in row
+    assert "Refunded" not in result.stdout
+    [refund] = refunds_of(paid)
+    assert refund["id"] in row
+    assert refund["status"] == "failed"
+
+    again = tmp_path / "again.json"
+    make_plan(paid, again, "1.91")
+    as_json = run("--db", paid, "execute", str(again), "--json")
+    assert as_json.exit_code == 1
+    assert len(error_lines(as_json)) == 1
+    [leg] = json.loads(as_json.stdout)["legs"]
+    assert leg["status"] == "failed"
+    assert leg["error"]["code"] == "gateway_declined"
+
+
+def test_execute_with_a_pending_leg_exits_0(paid: str, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    make_plan(paid, out, "2.92")  # the sandbox answers pending
+    result = run("--db", paid, "execute", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    text = flat(result.stdout)
+    assert "Pending: 2.92 USD in 1 refund; the gateway confirms later" in text
+    assert [r["status"] for r in refunds_of(paid)] == ["pending"]
+
+
+def test_an_empty_plan_executes_to_nothing(invoices: str, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    plan = make_plan(invoices, out, "90.00", "--strategy", "single_source")
+    assert plan["legs"] == []
+    result = run("--db", invoices, "execute", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"Plan {plan['id']} has no legs: nothing to refund." in result.stdout
+    assert refunds_of(invoices) == []
+
+
+def test_plan_scoped_to_an_invoice_uses_its_currency(db: str) -> None:
+    run_json(
+        "--db", db, "payments", "add", "pay_e", "--customer", CUSTOMER, "--amount", "12.34",
+        "--currency", "eur", "--gateway", "sandbox", "--gateway-payment-id", "sbx_e",
+        "--invoice-id", "inv_e",
+    )  # fmt: skip
+    scoped = run_json("--db", db, "plan", CUSTOMER, "--amount", "10.00", "--scope", "inv_e")
+    assert (scoped["currency"], scoped["scope"], scoped["total"]) == ("EUR", "inv_e", 1000)
+    assert [(leg["payment_id"], leg["currency"]) for leg in scoped["legs"]] == [("pay_e", "EUR")]
+    # Without a payment to give the currency, the amount is in USD: this customer has none.
+    unscoped = run_json("--db", db, "plan", CUSTOMER, "--amount", "10.00")
+    assert (unscoped["currency"], unscoped["legs"], unscoped["unrefundable"]) == ("USD", [], 1000)
+    in_eur = run_json("--db", db, "plan", CUSTOMER, "--amount", "10.00", "--currency", "eur")
+    assert [leg["payment_id"] for leg in in_eur["legs"]] == ["pay_e"]
+    mismatch = run("--db", db, "plan", CUSTOMER, "--amount", "1.00", "--scope", "inv_e",
+                   "--currency", "USD")  # fmt: skip
+    assert "EUR" in assert_one_error_line(mismatch, "currency_mismatch")
+    unknown = run("--db", db, "plan", CUSTOMER, "--amount", "1.00", "--scope", "inv_nope")
+    assert_one_error_line(unknown, "not_found")
+    not_theirs = run("--db", db, "plan", "cus_2", "--amount", "1.00", "--scope", "inv_e")
+    assert "cus_2" in assert_one_error_line(not_theirs, "invalid_input")
+
+
+def test_plan_scoped_to_the_balance_names_the_lots(db: str) -> None:
+    add_payment(db, "pay_t", "40.00", "--destination", "customer_balance")
+    add_payment(db, "pay_inv", "100.00", "--invoice-id", "inv_1")
+    [credit] = run_json("--db", db, "credit", "pay_inv", "--amount", "25.00")["lots"]
+    lots = {lot["funding_payment_id"]: lot["id"] for lot in
+            run_json("--db", db, "balance", CUSTOMER)["lots"]}  # fmt: skip
+    assert lots["pay_inv"] == credit["id"]
+    result = run("--db", db, "plan", CUSTOMER, "--amount", "50.00", "--scope", "balance")
+    assert result.exit_code == 0, result.output
+    assert "from the customer balance, lot by lot, newest_first" in flat(result.stdout)
+    rows = [line for line in result.stdout.splitlines() if "lot_" in line]
+    assert len(rows) == 2
+    assert all(w in rows[0] for w in ("pay_inv", credit["id"], "25.00 USD"))
+    assert all(w in rows[1] for w in ("pay_t", lots["pay_t"], "25.00 USD"))
+    assert refunds_of(db) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--amount", "10.005"], "invalid_money"),
+        (["--amount", "0.00"], "invalid_money"),
+        (["--amount", "1.00", "--currency", "XYZ"], "invalid_money"),
+        (["--amount", "1.00", "--strategy", "cheapest"], "usage"),
+        (["--amount", "1.00", "--scope", "not an id"], "invalid_input"),
+        ([], "usage"),
+    ],
+)
+def test_plan_with_bad_arguments_exits_2(invoices: str, args: list[str], code: str) -> None:
+    assert_one_error_line(run("--db", invoices, "plan", CUSTOMER, *args), code)
+
+
+def test_plan_needs_an_existing_store_and_a_writable_out(invoices: str, tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    assert_one_error_line(run("--db", missing, "plan", CUSTOMER, "--amount", "1.00"),
+                          "store_not_found")  # fmt: skip
+    assert not (tmp_path / "missing.db").exists()
+    out = tmp_path / "no" / "such" / "dir" / "plan.json"
+    result = run("--db", invoices, "plan", CUSTOMER, "--amount", "1.00", "--out", str(out))
+    assert f"cannot write the plan to {out}" in assert_one_error_line(result, "invalid_input")
+    assert result.stdout == ""
+
+
+# --- refund-balance -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lots(db: str) -> str:
+    """A 40.00 top-up, then a 25.00 credit lot funded by a 100.00 invoice payment."""
+    add_payment(db, "pay_t", "40.00", "--destination", "customer_balance")
+    add_payment(db, "pay_inv", "100.00", "--invoice-id", "inv_1")
+    run_json("--db", db, "credit", "pay_inv", "--amount", "25.00")
+    return db
+
+
+def test_refund_balance_sends_lots_back_to_the_cards_that_funded_them(lots: str) -> None:
+    result = run(
+        "--db", lots, "refund-balance", CUSTOMER, "--amount", "50.00", "--currency", "usd",
+        "--reason", "requested_by_customer", "--actor", "support:bob",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    refunds = refunds_of(lots)
+    assert [(r["payment_id"], r["amount"], r["status"]) for r in refunds] == [
+        ("pay_inv", 2500, "succeeded"),  # the newest lot first
+        ("pay_t", 2500, "succeeded"),
+    ]
+    assert {r["actor"] for r in refunds} == {"support:bob"}
+    rows = [line for line in result.stdout.splitlines() if "rf_" in line]
+    for row, refund in zip(rows, refunds, strict=True):
+        assert refund["id"] in row
+        assert "succeeded" in row
+    assert "Refunded: 50.00 USD in 2 refunds." in flat(result.stdout)
+    assert run_json("--db", lots, "balance", CUSTOMER)["totals"] == {"USD": 1500}
+
+
+def test_refund_balance_json_and_a_balance_too_small(lots: str) -> None:
+    data = run_json("--db", lots, "refund-balance", CUSTOMER, "--amount", "5.00", "--strategy",
+                    "oldest_first")  # fmt: skip
+    [leg] = data["legs"]
+    assert leg["status"] == "succeeded"
+    assert leg["leg"]["payment_id"] == "pay_t"  # the oldest lot: the top-up
+    assert leg["leg"]["lot_id"] is not None
+    assert [r["id"] for r in refunds_of(lots)] == [leg["refund_id"]]
+    too_much = run("--db", lots, "refund-balance", CUSTOMER, "--amount", "60.01")
+    line = assert_one_error_line(too_much, "insufficient_refundable_balance")
+    assert "60.01 USD" in line
+    assert len(refunds_of(lots)) == 1
+    assert run_json("--db", lots, "balance", CUSTOMER)["totals"] == {"USD": 6000}
+
+
+def test_refund_balance_with_a_declined_refund_exits_1(lots: str) -> None:
+    result = run("--db", lots, "refund-balance", CUSTOMER, "--amount", "1.91")
+    assert result.exit_code == 1
+    [line] = error_lines(result)
+    assert line.startswith("error: plan_incomplete: ")
+    assert "pay_inv 1.91 USD failed (gateway_declined)" in line
+    assert "failed" in result.stdout
+    assert run_json("--db", lots, "balance", CUSTOMER)["totals"] == {"USD": 6500}  # restored
+
+
 # --- options, environment, JSON -----------------------------------------------------------------
 
 
@@ -652,6 +1232,8 @@ def test_every_command_prints_one_json_document(paid: str, tmp_path: Path) -> No
         ["journal"],
         ["journal", "--refund", refund["id"]],
         ["balance", CUSTOMER],
+        ["invoice", "inv_1"],
+        ["plan", CUSTOMER, "--amount", "1.00"],
     ]
     for command in commands:
         result = run("--db", paid, *command, "--json")

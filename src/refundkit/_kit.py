@@ -486,6 +486,8 @@ class RefundKit:
         key: str | None,
         actor: str | None,
         lot_id: str | None = None,
+        *,
+        keep_key: bool = False,
     ) -> Refund:
         fingerprint = "|".join(
             [
@@ -497,12 +499,12 @@ class RefundKit:
             ]
         )
         args = (payment_id, amount, reason, key, actor, fingerprint, lot_id)
-        reserved = self._reserve(*args)
+        reserved = self._reserve(*args, keep_key=keep_key)
         if reserved is True:
             # R-2.9: refunds in doubt on this payment are looked up before a new one is
             # computed; whatever stays unknown still counts against the cap.
             self.recover(payment_id=payment_id, force=True)
-            reserved = self._reserve(*args, ignore_unknown=True)
+            reserved = self._reserve(*args, ignore_unknown=True, keep_key=keep_key)
         assert isinstance(reserved, Refund)
         return reserved
 
@@ -517,6 +519,7 @@ class RefundKit:
         lot_id: str | None,
         *,
         ignore_unknown: bool = False,
+        keep_key: bool = False,
     ) -> Refund | bool:
         """Reserve and run the refund; True means "recover the payment's unknowns first"."""
         now = self.clock()
@@ -564,7 +567,7 @@ class RefundKit:
                 raise
             return self._replay(*found, fingerprint)
         self._checkpoint("reserved")
-        return self._submit(refund, payment, void=q.full_only and not payment.settled)
+        return self._submit(refund, payment, void=void, keep_key=keep_key)
 
     def _replay(self, refund: Refund, stored_fingerprint: str, fingerprint: str) -> Refund:
         """Same key: the stored outcome, or a conflict if the parameters differ (R-1.2, R-1.3)."""
@@ -585,7 +588,9 @@ class RefundKit:
             )
         return refund
 
-    def _submit(self, refund: Refund, payment: Payment, *, void: bool = False) -> Refund:
+    def _submit(
+        self, refund: Refund, payment: Payment, *, void: bool = False, keep_key: bool = False
+    ) -> Refund:
         # Advisory mark, written without an fsync: recovery treats a stale "reserved" refund
         # exactly like a "submitted" one (it looks it up before anything else).
         with self.store.write(durable=False) as conn:
@@ -614,8 +619,10 @@ class RefundKit:
                 S.FAILED,
                 failure_code=code,
                 failure_message=str(exc),
-                # Nothing reached the gateway's books: the caller may retry with the same key.
-                forget_key=isinstance(exc, GatewayRateLimited | GatewayUnavailable),
+                # Nothing reached the gateway's books: the caller may retry with the same key
+                # (not a plan's leg: executing a plan again must change nothing).
+                forget_key=not keep_key
+                and isinstance(exc, GatewayRateLimited | GatewayUnavailable),
             )
             if isinstance(exc, GatewayError):
                 exc.refund = applied
@@ -1083,6 +1090,8 @@ class RefundKit:
                 lot_id = "lot_" + secrets.token_hex(12)
                 st.add_credited(conn, payment.id, take)
                 st.insert_lot(conn, payment, lot_id, now, kind="credit", amount=take)
+                st.record_movement(conn, lot_id, take, kind="credit_issued", now=now,
+                                   reference=reference)  # fmt: skip
                 row = st.get_lot(conn, lot_id)
                 assert row is not None
                 lots.append(BalanceLot.from_row(row))
@@ -1183,8 +1192,9 @@ class RefundKit:
     ) -> LegResult:
         try:
             refund = self._refund(
-                leg.payment_id, leg.amount, reason, plan.leg_key(i), actor, leg.lot_id
-            )
+                leg.payment_id, leg.amount, reason, plan.leg_key(i), actor, leg.lot_id,
+                keep_key=True,
+            )  # fmt: skip
         except GatewayError as exc:
             rid = exc.refund.id if exc.refund else None
             status: Any = exc.refund.status.value if exc.refund else "failed"
@@ -1265,8 +1275,10 @@ class _Candidates:
                     if p.customer_id == self.cid and p.amount.currency == self.cur]  # fmt: skip
         if order == "oldest":
             payments.reverse()
-        elif order in ("largest", "cover"):
+        elif order == "largest":
             payments.sort(key=lambda p: -p.refundable.amount)
+        elif order == "cover":  # newest first, as for a customer's payments
+            payments = [p for p in payments if p.refundable >= self.total]
         return payments
 
     def _payment_source(self, payment: Payment) -> Source:
@@ -1316,8 +1328,7 @@ class _Candidates:
                 payment_id=pid,
                 gateway=gateway,
                 captured_at=from_db_time(captured),
-                # Never enough to be chosen: covering sources come from covers(), quoted.
-                available=Money(min(refundable, self.total.amount - 1), self.cur),
+                available=Money(refundable, self.cur),
                 invoice_id=invoice_id,
             )
 

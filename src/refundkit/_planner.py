@@ -2,8 +2,10 @@
 
 Pure, like the policy: the kit computes each source's ``available`` now (its quote's max,
 lot-limited) and hands the sources over lazily, in the order the strategy needs
-(``candidate_order``). The planner pulls from them only until the total is covered, so a
-customer with 100k payments costs only the few sources a plan uses. Whatever the legs cannot
+(``candidate_order``). The planner pulls from them only until the total is covered, so a plan
+that a few sources cover costs only those few, however many payments the customer has. A plan
+that falls short, and a ``single_source`` refusal that names every source, read them all.
+Whatever the legs cannot
 cover is the ``unrefundable`` remainder, with a reason a person can act on: refund it outside
 refundkit.
 """
@@ -396,7 +398,9 @@ def _single_source(
     listing = _Listing(max_listed)
     reasons = _Reasons(max_listed)
     for source in _checked(total, candidates):
-        if source.available.amount >= total.amount:
+        # With cover_candidates given, candidates only describe the refusal: the covers
+        # were already tried with their full quotes.
+        if cover_candidates is None and source.available.amount >= total.amount:
             return _one_leg(total, source)
         listing.add(source)
         if source.limits:

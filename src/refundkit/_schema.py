@@ -30,7 +30,8 @@ def to_db_time(value: datetime) -> str:
 
 
 def from_db_time(value: str) -> datetime:
-    return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
+    # fromisoformat reads the fixed format (trailing Z included) many times faster than strptime.
+    return datetime.fromisoformat(value)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

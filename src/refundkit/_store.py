@@ -283,10 +283,15 @@ SQL: dict[str, str] = {
         "SELECT id FROM payments WHERE customer_id = :cid AND currency = :cur"
         " AND amount - held - credited >= :total ORDER BY captured_at DESC, id DESC"
     ),
+    # Refundable balances for a single_source refusal: the payment's own, bounded by what is
+    # left of a top-up's lot and zero when disputed (the built-in rules that apply to all).
     "plan_refundable": (
-        "SELECT id, invoice_id, gateway, captured_at, amount - held - credited FROM payments"
-        " WHERE customer_id = :cid AND currency = :cur"
-        " ORDER BY amount - held - credited DESC, captured_at DESC, id DESC"
+        "SELECT p.id, p.invoice_id, p.gateway, p.captured_at, CASE WHEN p.disputed = 1 THEN 0"
+        " WHEN l.remaining IS NOT NULL AND l.remaining < p.amount - p.held - p.credited"
+        " THEN l.remaining ELSE p.amount - p.held - p.credited END AS refundable"
+        " FROM payments p LEFT JOIN balance_lots l"
+        " ON l.funding_payment_id = p.id AND l.kind = 'top_up'"
+        " WHERE p.customer_id = :cid AND p.currency = :cur ORDER BY refundable DESC, p.id"
     ),
     "plan_lots_newest": (
         "SELECT id FROM balance_lots WHERE customer_id = :cid AND currency = :cur"
@@ -646,6 +651,27 @@ def _dicts(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def record_movement(
+    tx: Tx,
+    lot_id: str,
+    amount: int,
+    *,
+    kind: str,
+    now: datetime,
+    reference: str | None = None,
+    refund_id: str | None = None,
+) -> None:
+    tx.run(
+        "insert_movement",
+        lot_id=lot_id,
+        kind=kind,
+        amount=amount,
+        reference=reference,
+        refund_id=refund_id,
+        created_at=to_db_time(now),
+    )
+
+
 def move_lot(
     tx: Tx,
     lot_id: str,
@@ -658,15 +684,7 @@ def move_lot(
 ) -> None:
     """Change a lot's remaining amount and record why (negative consumes)."""
     tx.run("move_lot", lot=lot_id, delta=delta)
-    tx.run(
-        "insert_movement",
-        lot_id=lot_id,
-        kind=kind,
-        amount=delta,
-        reference=reference,
-        refund_id=refund_id,
-        created_at=to_db_time(now),
-    )
+    record_movement(tx, lot_id, delta, kind=kind, now=now, reference=reference, refund_id=refund_id)
 
 
 def customer_lots(tx: Tx, customer_id: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from . import __version__
 from ._errors import GatewayError, InvalidInput, RefundkitError, RefundNotAllowed
 from ._model import Card, Destination, RefundStatus
 from ._money import Money
+from ._planner import STRATEGIES, Plan
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -34,11 +35,15 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from ._gateway import Capabilities
-    from ._kit import RecoveryReport, RefundKit
+    from ._kit import BalanceLot, InvoiceBalance, RecoveryReport, RefundKit
     from ._model import Event, JournalLine, Payment, Quote, Refund
+    from ._planner import Leg, LegResult, LegStatus, PlanResult
 
 DEFAULT_DB = "sqlite:///refundkit.db"
 DB_ENV = "REFUNDKIT_DB"
+#: The currency of amounts for a customer (not a payment) when --currency is not given.
+DEFAULT_CURRENCY = "USD"
+REDEEM_ORDERS = ("oldest_first", "newest_first")
 
 _STATUS_STYLE = {
     RefundStatus.SUCCEEDED: "green",
@@ -57,6 +62,8 @@ _FAILED = (
     RefundStatus.REVERSED,
     RefundStatus.UNKNOWN,
 )
+#: Leg statuses after which a plan counts as done (exit 0); any other status exits 1.
+_LEG_DONE = ("succeeded", "pending")
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -676,6 +683,221 @@ def capabilities_row(caps: Capabilities) -> list[str]:
     ]
 
 
+def _dash(value: str | None) -> str:
+    return value if value else "—"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def lots_table(lots: Sequence[BalanceLot], title: str | None = None) -> FittedTable:
+    """Balance lots: kind (top_up or credit), the payment that funded each, what remains."""
+    return make_table(
+        [
+            ("lot", "id"),
+            ("kind", "short"),
+            ("funded by", "id"),
+            ("amount", "amount"),
+            ("remaining", "amount"),
+        ],
+        [
+            [
+                lot.id,
+                lot.kind,
+                _dash(lot.funding_payment_id),
+                lot.amount.format(),
+                lot.remaining.format(),
+            ]
+            for lot in lots
+        ],
+        title=title,
+    )
+
+
+def invoice_payments_table(invoice: InvoiceBalance) -> FittedTable:
+    """An invoice's payments (split tender) with what each may still refund."""
+    rows: list[list[str | Text]] = []
+    for p in invoice.payments:
+        zero = Money.zero(p.amount.currency)
+        rows.append(
+            [
+                p.id,
+                p.amount.format(),
+                (p.refunded or zero).format(),
+                (p.credited or zero).format(),
+                p.refundable.format(),
+                p.gateway,
+                card_text(p.card),
+                _when(p.captured_at),
+            ]
+        )
+    return make_table(
+        [
+            ("payment", "id"),
+            ("amount", "amount"),
+            ("refunded", "amount"),
+            ("credited", "amount"),
+            ("refundable", "amount"),
+            ("gateway", "id"),
+            ("card", "text"),
+            ("captured (UTC)", "text"),
+        ],
+        rows,
+        title="Payments (newest first)",
+    )
+
+
+def legs_table(legs: Sequence[Leg], title: str | None = "Legs") -> FittedTable:
+    """A plan's legs: one refund each, with the payment, invoice or lot it comes from."""
+    return make_table(
+        [
+            ("#", "amount"),
+            ("payment", "id"),
+            ("invoice", "id"),
+            ("lot", "id"),
+            ("amount", "amount"),
+            ("gateway", "id"),
+            ("card", "text"),
+        ],
+        [
+            [
+                str(i),
+                leg.payment_id,
+                _dash(leg.invoice_id),
+                _dash(leg.lot_id),
+                leg.amount.format(),
+                leg.gateway,
+                card_text(leg.card),
+            ]
+            for i, leg in enumerate(legs)
+        ],
+        title=title,
+    )
+
+
+def leg_status_text(status: str) -> Text:
+    """A leg's status, coloured like a refund's; ``refused`` (no refund was made) is red."""
+    from rich.text import Text
+
+    if status in {s.value for s in RefundStatus}:
+        return status_text(status)
+    return Text(status, style="red")
+
+
+def _leg_error(result: LegResult) -> str:
+    if not result.error:
+        return ""
+    code, message = result.error.get("code"), result.error.get("message")
+    return _one_line(f"{code}: {message}" if message else str(code))
+
+
+def leg_results_table(results: Sequence[LegResult], title: str | None = "Legs") -> FittedTable:
+    """What happened to each leg: its status, the refund made (or found again), why not."""
+    errors = any(r.error for r in results)
+    columns = [
+        ("#", "amount"),
+        ("payment", "id"),
+        ("invoice", "id"),
+        ("lot", "id"),
+        ("amount", "amount"),
+        ("status", "short"),
+        ("refund", "id"),
+    ]
+    if errors:
+        columns.append(("why", "text"))
+    rows: list[list[str | Text]] = []
+    for r in results:
+        row: list[str | Text] = [
+            str(r.index),
+            r.leg.payment_id,
+            _dash(r.leg.invoice_id),
+            _dash(r.leg.lot_id),
+            r.leg.amount.format(),
+            leg_status_text(r.status),
+            _dash(r.refund_id),
+        ]
+        rows.append([*row, _leg_error(r)] if errors else row)
+    return make_table(columns, rows, title=title)
+
+
+def _scope_words(scope: str | None) -> str:
+    if scope is None:
+        return "all the customer's payments"
+    if scope == "balance":
+        return "the customer balance, lot by lot"
+    return f"invoice {scope}"
+
+
+def print_plan(console: Console, plan: Plan, out: str | None) -> None:
+    """A plan preview: its legs, what they cover, the unrefundable rest and why."""
+    console.print(
+        f"Plan {plan.id}: {plan.total.format()} back to {plan.customer_id} from "
+        f"{_scope_words(plan.scope)}, {plan.strategy}."
+    )
+    if plan.legs:
+        console.print(legs_table(plan.legs))
+        console.print(
+            f"Planned: {plan.allocation.planned.format()} in {_plural(len(plan.legs), 'refund')}."
+        )
+    else:
+        console.print("No refund can be planned.")
+    if plan.unrefundable:
+        console.print(f"Unrefundable: {plan.unrefundable.format()}. {plan.reason or ''}".strip())
+    note = "This is a preview: nothing was refunded."
+    if out is not None:
+        note += f" Saved to {out}; `refundkit execute {out}` runs it."
+    elif plan.legs:
+        note += " Save it with --out FILE; `refundkit execute FILE` runs it."
+    console.print(note)
+
+
+def _incomplete_line(result: PlanResult, not_done: Sequence[LegResult]) -> str:
+    shown = not_done[:3]
+    parts = []
+    for r in shown:
+        code = f" ({r.error['code']})" if r.error and r.error.get("code") else ""
+        parts.append(f"leg {r.index} {r.leg.payment_id} {r.leg.amount.format()} {r.status}{code}")
+    more = f" and {len(not_done) - len(shown)} more" if len(not_done) > len(shown) else ""
+    hint = (
+        " `refundkit recover` settles unknown outcomes."
+        if any(r.status == "unknown" for r in not_done)
+        else ""
+    )
+    return (
+        f"error: plan_incomplete: {len(not_done)} of {_plural(len(result.legs), 'leg')} of "
+        f"plan {result.plan_id} did not go through: {'; '.join(parts)}{more}.{hint}"
+    )
+
+
+def report_result(run: Run, result: PlanResult) -> None:
+    """Print a plan's result; exit 1 (one line on stderr) unless every leg succeeded or is
+    pending."""
+    if run.as_json:
+        run.emit(result.to_dict())
+    elif not result.legs:
+        run.console.print(f"Plan {result.plan_id} has no legs: nothing to refund.")
+    else:
+        console = run.console
+        console.print(leg_results_table(result.legs, title=f"Plan {result.plan_id}"))
+        outcomes: tuple[tuple[LegStatus, str, str], ...] = (
+            ("succeeded", "Refunded", ""),
+            ("pending", "Pending", "; the gateway confirms later (webhook or `refundkit recover`)"),
+        )
+        for status, words, after in outcomes:
+            done = result.by_status(status)
+            if done:
+                cur = done[0].leg.amount.currency
+                amount = sum((r.leg.amount for r in done), Money.zero(cur))
+                console.print(
+                    f"{words}: {amount.format()} in {_plural(len(done), 'refund')}{after}."
+                )
+    not_done = [r for r in result.legs if r.status not in _LEG_DONE]
+    if not_done:
+        click.echo(_incomplete_line(result, not_done), err=True)
+        raise click.exceptions.Exit(1)
+
+
 # --- the commands -----------------------------------------------------------------------------
 
 
@@ -1160,7 +1382,12 @@ def journal_command(run: Run, refund_id: str | None) -> None:
 @kit_command(cli, "balance")
 @click.argument("customer_id")
 def balance_command(run: Run, customer_id: str) -> None:
-    """Show a customer's balance per currency, lot by lot with the payment that funded it."""
+    """Show a customer's balance per currency, lot by lot: kind and the payment that funded it.
+
+    A lot is a top_up (a payment into the balance) or a credit (moved out of a payment's
+    refundable balance by `refundkit credit`); `refundkit refund-balance` sends lots back to
+    the cards of the payments that funded them.
+    """
     balance = run.kit.balance(customer_id)
     if run.as_json:
         run.emit(balance.to_dict())
@@ -1168,15 +1395,7 @@ def balance_command(run: Run, customer_id: str) -> None:
     if not balance.lots:
         run.console.print(f"{customer_id} has no balance.")
         return
-    table = make_table(
-        [("lot", "id"), ("funded by", "id"), ("amount", "amount"), ("remaining", "amount")],
-        [
-            [lot.id, lot.funding_payment_id or "—", lot.amount.format(), lot.remaining.format()]
-            for lot in balance.lots
-        ],
-        title=f"Balance of {customer_id}",
-    )
-    run.console.print(table)
+    run.console.print(lots_table(balance.lots, title=f"Balance of {customer_id}"))
     run.console.print("Total: " + ", ".join(m.format() for m in balance.totals.values()))
 
 
@@ -1187,26 +1406,278 @@ def balance_command(run: Run, customer_id: str) -> None:
 @click.option(
     "--reference", required=True, metavar="REF", help="What it paid for, e.g. the invoice id."
 )
-def redeem_command(run: Run, customer_id: str, amount: str, currency: str, reference: str) -> None:
-    """Spend part of a customer's balance (oldest lots first) on REF.
+@click.option(
+    "--order",
+    type=click.Choice(REDEEM_ORDERS, case_sensitive=False),
+    default="oldest_first",
+    show_default=True,
+    help="Which lots are spent first.",
+)
+def redeem_command(
+    run: Run, customer_id: str, amount: str, currency: str, reference: str, order: str
+) -> None:
+    """Spend part of a customer's balance on REF, lot by lot (oldest lots first by default).
 
     What a top-up paid for is then no longer refundable to the card: its quote says so.
     """
     money = parse_amount(amount, currency)
-    left = run.kit.redeem_balance(customer_id, money, reference=reference)
+    order = order.lower()
+    left = run.kit.redeem_balance(customer_id, money, reference=reference, order=order)
     if run.as_json:
         run.emit(
             {
                 "customer_id": customer_id,
                 "redeemed": money.to_dict(),
                 "reference": reference,
+                "order": order,
                 "remaining": left.to_dict(),
             }
         )
         return
     run.console.print(
-        f"Spent {money.format()} of {customer_id}'s balance on {reference}; {left.format()} left."
+        f"Spent {money.format()} of {customer_id}'s balance on {reference} ({order}); "
+        f"{left.format()} left."
     )
+
+
+def _source_of_credit(kit: RefundKit, source_id: str) -> Payment | None:
+    """The payment ``source_id`` names, or the newest payment of the invoice it names."""
+    from ._errors import NotFound
+
+    try:
+        return kit.payment(source_id)
+    except NotFound:
+        pass
+    try:
+        return kit.invoice(source_id).payments[0]
+    except NotFound:
+        return None
+
+
+@kit_command(cli, "credit")
+@click.argument("source_id")
+@click.option("--amount", required=True, metavar="DECIMAL", help="How much to credit, e.g. 30.00.")
+@click.option(
+    "--currency",
+    metavar="CODE",
+    help="ISO 4217 code (any case); default: the currency of the payment or invoice.",
+)
+@click.option("--reference", metavar="REF", help="Why, for the record, e.g. a ticket id.")
+def credit_command(
+    run: Run, source_id: str, amount: str, currency: str | None, reference: str | None
+) -> None:
+    """Issue customer credit out of a payment's (or an invoice's) refundable balance.
+
+    SOURCE_ID is a payment id or an invoice id; an invoice's payments give newest first. The
+    credit becomes balance lots that remember the payment that funded them: it is no longer
+    refundable to the card directly, but `refundkit refund-balance` can still send what is
+    left of it back to that card. More than the refundable balance is refused.
+    """
+    source = _source_of_credit(run.kit, source_id)
+    if currency is None:
+        currency = source.amount.currency if source is not None else DEFAULT_CURRENCY
+    money = parse_amount(amount, currency)
+    lots = run.kit.issue_credit(source_id, money, reference=reference)
+    customer_id = source.customer_id if source is not None else None
+    if run.as_json:
+        run.emit(
+            {
+                "source_id": source_id,
+                "customer_id": customer_id,
+                "credited": money.to_dict(),
+                "reference": reference,
+                "lots": [lot.to_dict() for lot in lots],
+            }
+        )
+        return
+    run.console.print(
+        f"Credited {money.format()} of {source_id} to {customer_id}'s balance as "
+        f"{_plural(len(lots), 'lot')}; it is no longer refundable to the card directly."
+    )
+    run.console.print(lots_table(lots))
+
+
+@kit_command(cli, "invoice")
+@click.argument("invoice_id")
+def invoice_command(run: Run, invoice_id: str) -> None:
+    """Show an invoice: its total, what is refundable, refunded and credited, and its payments.
+
+    An invoice paid by several payments (split tender) lists each with its own refundable
+    balance; the invoice's refundable balance is their sum.
+    """
+    inv = run.kit.invoice(invoice_id)
+    if run.as_json:
+        run.emit(inv.to_dict())
+        return
+    in_flight = inv.total - inv.refundable - inv.refunded - inv.credited
+    rows: list[tuple[str, Any]] = [
+        ("invoice", inv.invoice_id),
+        ("customer", ", ".join(sorted({p.customer_id for p in inv.payments}))),
+        ("total", inv.total.format()),
+        ("refundable", inv.refundable.format()),
+        ("refunded", inv.refunded.format()),
+        ("credited", inv.credited.format()),
+    ]
+    if in_flight:
+        rows.append(("held by refunds in flight", in_flight.format()))
+    rows.append(("payments", str(len(inv.payments))))
+    run.console.print(key_values(rows, title=f"Invoice {inv.invoice_id}"))
+    run.console.print(invoice_payments_table(inv))
+
+
+_STRATEGY_OPTION = click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES, case_sensitive=False),
+    default="newest_first",
+    show_default=True,
+    help="How the total is spread: newest or oldest payments first, the fewest refunds, "
+    "or one single payment.",
+)
+_CURRENCY_OPTION = click.option(
+    "--currency",
+    metavar="CODE",
+    help=f"ISO 4217 code of --amount (any case); default {DEFAULT_CURRENCY}, or the "
+    "invoice's with --scope INVOICE_ID.",
+)
+
+
+def _plan_currency(run: Run, customer_id: str, scope: str | None, currency: str | None) -> str:
+    """The currency of a plan's total: --currency, else the invoice's, else the default."""
+    if scope is None or scope == "balance":
+        return (currency or DEFAULT_CURRENCY).upper()
+    inv = run.kit.invoice(scope)
+    if not any(p.customer_id == customer_id for p in inv.payments):
+        raise run.fail("invalid_input", f"invoice {scope} has no payment of {customer_id}")
+    if currency is not None and currency.upper() != inv.total.currency:
+        raise run.fail(
+            "currency_mismatch",
+            f"invoice {scope} is in {inv.total.currency}, not {currency.upper()}",
+        )
+    return inv.total.currency
+
+
+@kit_command(cli, "plan")
+@click.argument("customer_id")
+@click.option("--amount", required=True, metavar="DECIMAL", help="The total to refund, e.g. 90.00.")
+@_CURRENCY_OPTION
+@_STRATEGY_OPTION
+@click.option(
+    "--scope",
+    metavar="balance|INVOICE_ID",
+    help="Refund from: all the customer's payments (default), the customer balance "
+    "(balance) or one invoice's payments.",
+)
+@click.option(
+    "--out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also write the plan as JSON to FILE, for `refundkit execute FILE`.",
+)
+def plan_command(
+    run: Run,
+    customer_id: str,
+    amount: str,
+    currency: str | None,
+    strategy: str,
+    scope: str | None,
+    out: str | None,
+) -> None:
+    """Preview how a total would go back to a customer's cards; refunds nothing.
+
+    Prints the legs (one refund each: payment, invoice, balance lot, amount, gateway, card)
+    and what cannot go back through the platform, with the reason in plain words. Nothing is
+    written to the store. --out FILE saves the plan so `refundkit execute FILE` can run it
+    exactly as previewed (it is refused if the payments changed meanwhile).
+    """
+    money = parse_amount(amount, _plan_currency(run, customer_id, scope, currency))
+    plan = run.kit.plan_refund(customer_id, money, strategy=strategy.lower(), scope=scope)
+    if out is not None:
+        from pathlib import Path
+
+        text = json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise run.fail(
+                "invalid_input", f"cannot write the plan to {out}: {exc.strerror or exc}"
+            ) from None
+    if run.as_json:
+        run.emit(plan.to_dict())
+        return
+    print_plan(run.console, plan, out)
+
+
+def read_plan(run: Run, plan_file: str) -> Plan:
+    """The plan in ``plan_file`` (``-``: stdin); anything wrong with it is invalid_input."""
+    from pathlib import Path
+
+    where = "stdin" if plan_file == "-" else plan_file
+    try:
+        stdin = plan_file == "-"
+        text = sys.stdin.read() if stdin else Path(plan_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise run.fail("invalid_input", f"cannot read the plan file {where}: {why}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise run.fail("invalid_input", f"{where} is not a plan: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise run.fail(
+            "invalid_input", f"{where} is not a plan: expected a JSON object from `refundkit plan`"
+        )
+    try:
+        return Plan.from_dict(data)
+    except RefundkitError as exc:
+        why = exc.message
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    raise run.fail("invalid_input", f"{where} is not a usable plan: {why}")
+
+
+@kit_command(cli, "execute")
+@click.argument("plan_file", metavar="PLAN_FILE")
+@click.option("--reason", metavar="R", help="Why, for every leg's refund.")
+@click.option("--actor", metavar="A", help="Who asks, for the audit trail, e.g. support:alice.")
+def execute_command(run: Run, plan_file: str, reason: str | None, actor: str | None) -> None:
+    """Run a plan saved by `refundkit plan --out` (PLAN_FILE, or - for stdin).
+
+    Each leg is a refund with an idempotency key derived from the plan, so executing the same
+    plan again changes nothing. A plan whose payments changed since it was made is refused
+    (stale_plan, exit 2) before any leg runs. Prints each leg's status and refund; exits 1
+    if a leg failed, was refused or its outcome is unknown.
+    """
+    plan = read_plan(run, plan_file)
+    report_result(run, run.kit.execute(plan, reason=reason, actor=actor))
+
+
+@kit_command(cli, "refund-balance")
+@click.argument("customer_id")
+@click.option("--amount", required=True, metavar="DECIMAL", help="How much, e.g. 50.00.")
+@_CURRENCY_OPTION
+@_STRATEGY_OPTION
+@click.option("--reason", metavar="R", help="Why, for every refund.")
+@click.option("--actor", metavar="A", help="Who asks, for the audit trail, e.g. support:alice.")
+def refund_balance_command(
+    run: Run,
+    customer_id: str,
+    amount: str,
+    currency: str | None,
+    strategy: str,
+    reason: str | None,
+    actor: str | None,
+) -> None:
+    """Send part of a customer's balance back to the cards of the payments that funded it.
+
+    Plans over the balance lots (like `refundkit plan --scope balance`) and executes at once,
+    one refund per lot. A balance that cannot cover the amount is refused before any refund
+    (exit 2). Output and exit codes as `refundkit execute`.
+    """
+    money = parse_amount(amount, currency or DEFAULT_CURRENCY)
+    result = run.kit.refund_balance(
+        customer_id, money, strategy=strategy.lower(), reason=reason, actor=actor
+    )
+    report_result(run, result)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
