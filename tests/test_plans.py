@@ -152,3 +152,23 @@ def test_refund_balance_of_a_failed_credit_refund_restores_the_credit(
     payment = kit.payment("pay_inv")
     assert (payment.credited, payment.held) == (usd("25.00"), usd("0.00"))
     assert kit.balance("cus_1").totals == {"USD": usd("25.00")}
+
+
+def test_single_source_refusal_names_the_largest_and_counts_the_rest(
+    kit: RefundKit, clock: FakeClock
+) -> None:
+    """The store hands over only the largest balances; the count and sum come from SQL."""
+    for i in range(12):
+        clock.advance(minutes=1)
+        record(kit, f"pay_{i:02d}", f"{10 + i}.00", invoice_id=f"inv_{i:02d}")
+    record(kit, "pay_disputed", "99.00", disputed=True)
+    plan = kit.plan_refund("cus_1", usd("30.00"), strategy="single_source")
+    assert plan.legs == ()
+    assert plan.reason is not None
+    assert plan.reason.startswith(
+        "No single payment can refund 30.00 USD: pay_11 (inv_11) has 21.00 USD refundable, "
+        "pay_10 (inv_10) has 20.00 USD"
+    )
+    assert "and 2 more." in plan.reason  # 12 with something refundable, 10 named
+    assert "pay_disputed" not in plan.reason  # disputed: nothing refundable
+    assert "Together they hold 186.00 USD" in plan.reason

@@ -1130,6 +1130,7 @@ class RefundKit:
                 strategy,
                 planner.candidates(strategy),
                 cover_candidates=planner.covers() if uses_cover_candidates(strategy) else None,
+                listed_totals=planner.listed_totals(strategy),
             )
             basis = planner.basis(allocation.legs)
         return Plan(
@@ -1232,6 +1233,10 @@ class RefundKit:
 # --- helpers ----------------------------------------------------------------------------------
 
 
+#: How many sources a single_source refusal names (the rest are counted).
+LISTED = 10
+
+
 class _Candidates:
     """Planner sources, streamed from the store in the order a strategy needs. Each source's
     ``available`` is its full quote now (only for sources the planner actually reads)."""
@@ -1317,13 +1322,12 @@ class _Candidates:
         )
 
     def _listing(self) -> Iterator[Source]:
-        """Every payment's refundable balance, largest first, for a single_source refusal."""
+        """The largest refundable balances, for a single_source refusal to name."""
         if self.scope is not None:
             yield from (self._payment_source(p) for p in self._invoice_payments("largest"))
             return
-        for pid, invoice_id, gateway, captured, refundable in st.stream(
-            self.tx, "plan_refundable", cid=self.cid, cur=self.cur
-        ):
+        rows = self.tx.run("plan_refundable", cid=self.cid, cur=self.cur, top=LISTED).fetchall()
+        for pid, invoice_id, gateway, captured, refundable in rows:
             yield Source(
                 payment_id=pid,
                 gateway=gateway,
@@ -1331,6 +1335,18 @@ class _Candidates:
                 available=Money(refundable, self.cur),
                 invoice_id=invoice_id,
             )
+
+    def listed_totals(self, strategy: str) -> Callable[[], tuple[int, Money]] | None:
+        """Count and sum of every payment's refundable balance, for a single_source refusal
+        (the listing holds only the largest few). Queried only if the plan is refused."""
+        if strategy != "single_source" or self.scope is not None:
+            return None
+
+        def totals() -> tuple[int, Money]:
+            row = self.tx.run("plan_refundable_totals", cid=self.cid, cur=self.cur).fetchone()
+            return int(row[0]), Money(int(row[1]), self.cur)
+
+        return totals
 
     def basis(self, legs: Sequence[Leg]) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -218,6 +218,7 @@ def allocate(
     *,
     cover_candidates: Iterable[Source] | None = None,
     max_listed: int = 10,
+    listed_totals: Callable[[], tuple[int, Money]] | None = None,
 ) -> Allocation:
     """Spread ``total`` over ``candidates`` by ``strategy``; no side effect.
 
@@ -225,7 +226,10 @@ def allocate(
     ``fewest_refunds`` and ``single_source``) are the sources whose ``available`` alone covers
     ``total``, newest first. Both are pulled lazily and never past the point where the plan is
     decided. Sources with nothing available are skipped; a source listed twice is refused.
-    ``max_listed`` bounds the sources and sentences a reason names.
+    ``max_listed`` bounds the sources and sentences a reason names. ``listed_totals``: for a
+    ``single_source`` refusal when ``candidates`` hold only the largest sources (the store
+    already sorted and cut them): a callable giving how many sources have something available
+    and their sum, called only if the plan is refused.
     """
     _check_total(total)
     _check_strategy(strategy)
@@ -233,7 +237,7 @@ def allocate(
     if strategy == "fewest_refunds":
         return _fewest_refunds(total, candidates, cover_candidates, max_listed)
     if strategy == "single_source":
-        return _single_source(total, candidates, cover_candidates, max_listed)
+        return _single_source(total, candidates, cover_candidates, max_listed, listed_totals)
     return _greedy(total, _checked(total, candidates), max_listed)
 
 
@@ -389,6 +393,7 @@ def _single_source(
     candidates: Iterable[Source],
     cover_candidates: Iterable[Source] | None,
     max_listed: int,
+    listed_totals: Callable[[], tuple[int, Money]] | None = None,
 ) -> Allocation:
     """One refund of the whole total, or a refusal naming what each source could give."""
     if cover_candidates is not None:
@@ -405,6 +410,9 @@ def _single_source(
         listing.add(source)
         if source.limits:
             reasons.add(source)
+    if listed_totals is not None:
+        listing.count, together = listed_totals()
+        listing.together = together.amount
     return Allocation((), total, listing.refusal(total, reasons))
 
 

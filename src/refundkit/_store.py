@@ -187,6 +187,19 @@ class Store:
         self.engine.dispose()
 
 
+# A payment's refundable balance for listings: its own, bounded by what is left of a top-up's
+# lot, and zero when disputed (the built-in rules that apply to every payment).
+_LISTED_REFUNDABLE = (
+    "CASE WHEN p.disputed = 1 THEN 0"
+    " WHEN p.destination = 'customer_balance' AND l.remaining < p.amount - p.held - p.credited"
+    " THEN l.remaining ELSE p.amount - p.held - p.credited END"
+)
+_LISTED_FROM = (
+    "FROM payments p LEFT JOIN balance_lots l ON p.destination = 'customer_balance'"
+    " AND l.funding_payment_id = p.id AND l.kind = 'top_up'"
+    " WHERE p.customer_id = :cid AND p.currency = :cur"
+)
+
 # --- statements -------------------------------------------------------------------------------
 
 
@@ -283,15 +296,14 @@ SQL: dict[str, str] = {
         "SELECT id FROM payments WHERE customer_id = :cid AND currency = :cur"
         " AND amount - held - credited >= :total ORDER BY captured_at DESC, id DESC"
     ),
-    # Refundable balances for a single_source refusal: the payment's own, bounded by what is
-    # left of a top-up's lot and zero when disputed (the built-in rules that apply to all).
+    # The largest refundable balances, and their count and sum, for a single_source refusal.
     "plan_refundable": (
-        "SELECT p.id, p.invoice_id, p.gateway, p.captured_at, CASE WHEN p.disputed = 1 THEN 0"
-        " WHEN l.remaining IS NOT NULL AND l.remaining < p.amount - p.held - p.credited"
-        " THEN l.remaining ELSE p.amount - p.held - p.credited END AS refundable"
-        " FROM payments p LEFT JOIN balance_lots l"
-        " ON l.funding_payment_id = p.id AND l.kind = 'top_up'"
-        " WHERE p.customer_id = :cid AND p.currency = :cur ORDER BY refundable DESC, p.id"
+        f"SELECT p.id, p.invoice_id, p.gateway, p.captured_at, {_LISTED_REFUNDABLE} AS refundable"
+        f" {_LISTED_FROM} AND {_LISTED_REFUNDABLE} > 0 ORDER BY refundable DESC, p.id LIMIT :top"
+    ),
+    "plan_refundable_totals": (
+        f"SELECT count(*), coalesce(sum(r), 0) FROM (SELECT {_LISTED_REFUNDABLE} AS r"
+        f" {_LISTED_FROM}) AS t WHERE r > 0"
     ),
     "plan_lots_newest": (
         "SELECT id FROM balance_lots WHERE customer_id = :cid AND currency = :cur"
