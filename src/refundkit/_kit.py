@@ -1129,7 +1129,9 @@ class RefundKit:
                 total,
                 strategy,
                 planner.candidates(strategy),
-                cover_candidates=planner.covers() if uses_cover_candidates(strategy) else None,
+                cover_candidates=planner.covers(strategy)
+                if uses_cover_candidates(strategy)
+                else None,
                 listed_totals=planner.listed_totals(strategy),
             )
             basis = planner.basis(allocation.legs)
@@ -1246,6 +1248,7 @@ class _Candidates:
     ) -> None:
         self.kit, self.tx, self.cid, self.total, self.scope = kit, tx, customer_id, total, scope
         self.cur = total.currency
+        self._top: list[tuple[Any, ...]] | None = None
 
     def candidates(self, strategy: str) -> Iterator[Source]:
         order = candidate_order(strategy)
@@ -1253,8 +1256,21 @@ class _Candidates:
             return self._listing()  # only named in a refusal: refundable balances suffice
         return self._sources(order)
 
-    def covers(self) -> Iterator[Source]:
-        return self._sources("cover")
+    def covers(self, strategy: str) -> Iterator[Source]:
+        if strategy == "single_source" and self.scope is None:
+            top = self._top_listed()
+            if not top or top[0][4] < self.total.amount:
+                # The largest refundable balance bounds every quote: no payment covers the
+                # total, so the full covering-payment scan is skipped.
+                return
+        yield from self._sources("cover")
+
+    def _top_listed(self) -> list[tuple[Any, ...]]:
+        if self._top is None:
+            self._top = self.tx.run(
+                "plan_refundable", cid=self.cid, cur=self.cur, top=LISTED
+            ).fetchall()
+        return self._top
 
     def _sources(self, order: str) -> Iterator[Source]:
         if self.scope == "balance":
@@ -1326,8 +1342,7 @@ class _Candidates:
         if self.scope is not None:
             yield from (self._payment_source(p) for p in self._invoice_payments("largest"))
             return
-        rows = self.tx.run("plan_refundable", cid=self.cid, cur=self.cur, top=LISTED).fetchall()
-        for pid, invoice_id, gateway, captured, refundable in rows:
+        for pid, invoice_id, gateway, captured, refundable in self._top_listed():
             yield Source(
                 payment_id=pid,
                 gateway=gateway,
