@@ -9,32 +9,23 @@ from typing import Any
 
 from refundkit import InsufficientRefundableBalance, Money, RefundKit, RefundNotAllowed
 from refundkit import _store as st
-from refundkit._kit import _new_refund
+from refundkit._kit import _Ask, _new_refund
 from refundkit._model import Refund
 from refundkit._policy import check_amount
 
 
-def naive_reserve(
-    self: RefundKit,
-    payment_id: str,
-    amount: Money | None,
-    reason: str | None,
-    key: str | None,
-    actor: str | None,
-    fingerprint: str,
-    *,
-    ignore_unknown: bool = False,
-) -> Refund | bool:
+def naive_reserve(self: RefundKit, ask: _Ask, *, ignore_unknown: bool = False) -> Refund | bool:
     """The check-then-insert every hand-written refund path starts as (R-3.2 mutation): the
     quote is read in one transaction and the refund written in another, so two workers can
     both pass the check. Used only to prove the race test can see a race (R-7.6)."""
+    payment_id, amount = ask.payment_id, ask.amount
     q = self.quote(payment_id)
     assert amount is not None
     check_amount(q, amount)
     payment = self.payment(payment_id)
-    refund = _new_refund(payment, amount, reason, actor, key, self.clock())
+    refund = _new_refund(payment, amount, ask.reason, ask.actor, ask.key, self.clock())
     with self.store.write() as tx:
-        st.insert_refund(tx, refund, fingerprint, void=False)
+        st.insert_refund(tx, refund, ask.fingerprint, void=False)
         # Lost update: sets the held total from what was read, not from what it is now.
         held = payment.held.amount if payment.held else 0
         current = st.get_payment(tx, payment_id)

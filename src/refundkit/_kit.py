@@ -407,8 +407,8 @@ class RefundKit:
     def _context(
         self, conn: st.Tx, payment: Payment, lot: dict[str, Any] | None = None
     ) -> tuple[PolicyContext, int]:
-        """The facts the policy reads, in the caller's transaction. ``lot``: a credit lot the
-        refund draws on (a top-up payment's own lot is found here)."""
+        """The facts the policy reads, in the caller's transaction. ``lot``: the balance lot
+        the refund draws on; a credit lot bounds it (a top-up's own lot is read here anyway)."""
         count, unknown = st.refund_stats(conn, payment.id)
         cur = payment.amount.currency
         remaining = spent = credit_spent = None
@@ -444,7 +444,9 @@ class RefundKit:
             balance_spent_on=spent_on,
             credit_spent=credit_spent,
             credit_spent_on=credit_spent_on,
-            lot_remaining=Money(lot["remaining"], cur) if lot is not None else None,
+            lot_remaining=Money(lot["remaining"], cur)
+            if lot is not None and lot["kind"] == "credit"
+            else None,
         )
         return ctx, unknown
 
@@ -476,68 +478,37 @@ class RefundKit:
             raise InvalidIdempotencyKey(
                 "an idempotency key is 1-255 printable ASCII characters without spaces"
             )
-        return self._refund(payment_id, amount, reason, idempotency_key, actor)
+        return self._refund(_Ask(payment_id, amount, reason, idempotency_key, actor))
 
-    def _refund(
-        self,
-        payment_id: str,
-        amount: Money | None,
-        reason: str | None,
-        key: str | None,
-        actor: str | None,
-        lot_id: str | None = None,
-        *,
-        keep_key: bool = False,
-    ) -> Refund:
-        fingerprint = "|".join(
-            [
-                payment_id,
-                str(amount.amount) if amount else "default",
-                amount.currency if amount else "",
-                reason or "",
-                lot_id or "",
-            ]
-        )
-        args = (payment_id, amount, reason, key, actor, fingerprint, lot_id)
-        reserved = self._reserve(*args, keep_key=keep_key)
+    def _refund(self, ask: _Ask) -> Refund:
+        reserved = self._reserve(ask)
         if reserved is True:
             # R-2.9: refunds in doubt on this payment are looked up before a new one is
             # computed; whatever stays unknown still counts against the cap.
-            self.recover(payment_id=payment_id, force=True)
-            reserved = self._reserve(*args, ignore_unknown=True, keep_key=keep_key)
+            self.recover(payment_id=ask.payment_id, force=True)
+            reserved = self._reserve(ask, ignore_unknown=True)
         assert isinstance(reserved, Refund)
         return reserved
 
-    def _reserve(
-        self,
-        payment_id: str,
-        amount: Money | None,
-        reason: str | None,
-        key: str | None,
-        actor: str | None,
-        fingerprint: str,
-        lot_id: str | None,
-        *,
-        ignore_unknown: bool = False,
-        keep_key: bool = False,
-    ) -> Refund | bool:
+    def _reserve(self, ask: _Ask, *, ignore_unknown: bool = False) -> Refund | bool:
         """Reserve and run the refund; True means "recover the payment's unknowns first"."""
         now = self.clock()
+        key, amount, fingerprint = ask.key, ask.amount, ask.fingerprint
         try:
             with self.store.write() as conn:
                 if key is not None:
                     found = st.refund_by_key(conn, key)
                     if found is not None:
                         return self._replay(*found, fingerprint)
-                payment = st.get_payment(conn, payment_id, lock=True)
+                payment = st.get_payment(conn, ask.payment_id, lock=True)
                 if payment is None:
-                    raise PaymentNotFound(f"no payment {payment_id!r}")
+                    raise PaymentNotFound(f"no payment {ask.payment_id!r}")
                 if amount is not None:
                     # Refused requests never reach recovery or a gateway.
                     check_request(payment.amount.currency, amount)
-                lot = _source_lot(conn, payment, lot_id)
+                lot = _source_lot(conn, payment, ask.lot_id)
                 credit = lot is not None and lot["kind"] == "credit"
-                ctx, unknown = self._context(conn, payment, lot if credit else None)
+                ctx, unknown = self._context(conn, payment, lot)
                 if unknown and not ignore_unknown:
                     return True
                 q = make_quote(ctx, self._rules)
@@ -545,7 +516,7 @@ class RefundKit:
                 check_amount(q, amt)
                 gw = self.gateway(payment.gateway)
                 gw.to_gateway_amount(amt)  # unrepresentable amounts are refused before writing
-                refund = _new_refund(payment, amt, reason, actor, key, now, lot)
+                refund = _new_refund(payment, amt, ask.reason, ask.actor, key, now, lot)
                 void = q.full_only and not payment.settled
                 st.insert_refund(conn, refund, fingerprint, void=void)
                 if credit:
@@ -567,7 +538,7 @@ class RefundKit:
                 raise
             return self._replay(*found, fingerprint)
         self._checkpoint("reserved")
-        return self._submit(refund, payment, void=void, keep_key=keep_key)
+        return self._submit(refund, payment, void=void, keep_key=ask.keep_key)
 
     def _replay(self, refund: Refund, stored_fingerprint: str, fingerprint: str) -> Refund:
         """Same key: the stored outcome, or a conflict if the parameters differ (R-1.2, R-1.3)."""
@@ -1194,10 +1165,9 @@ class RefundKit:
         self, plan: Plan, i: int, leg: Leg, reason: str | None, actor: str | None
     ) -> LegResult:
         try:
-            refund = self._refund(
-                leg.payment_id, leg.amount, reason, plan.leg_key(i), actor, leg.lot_id,
-                keep_key=True,
-            )  # fmt: skip
+            ask = _Ask(leg.payment_id, leg.amount, reason, plan.leg_key(i), actor, leg.lot_id,
+                       keep_key=True)  # fmt: skip
+            refund = self._refund(ask)
         except GatewayError as exc:
             rid = exc.refund.id if exc.refund else None
             status: Any = exc.refund.status.value if exc.refund else "failed"
@@ -1233,6 +1203,33 @@ class RefundKit:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Ask:
+    """One refund as the caller asked for it: what its idempotency key stands for."""
+
+    payment_id: str
+    amount: Money | None
+    reason: str | None
+    key: str | None
+    actor: str | None
+    lot_id: str | None = None
+    #: A plan's leg keeps its key even when the gateway was unreachable (see execute).
+    keep_key: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        amount = self.amount
+        return "|".join(
+            [
+                self.payment_id,
+                str(amount.amount) if amount else "default",
+                amount.currency if amount else "",
+                self.reason or "",
+                self.lot_id or "",
+            ]
+        )
 
 
 #: How many sources a single_source refusal names (the rest are counted).
@@ -1303,28 +1300,17 @@ class _Candidates:
         return payments
 
     def _payment_source(self, payment: Payment) -> Source:
-        ctx, _ = self.kit._context(self.tx, payment)
-        q = make_quote(ctx, self.kit._rules)
-        return Source(
-            payment_id=payment.id,
-            gateway=payment.gateway,
-            captured_at=payment.captured_at,
-            available=q.max_amount,
-            invoice_id=payment.invoice_id,
-            lot_id=st.lot_for_payment(self.tx, payment.id)["id"]  # type: ignore[index]
-            if payment.destination is Destination.CUSTOMER_BALANCE
-            else None,
-            card=payment.card,
-            limits=q.limits,
-        )
+        return self._source(payment, _source_lot(self.tx, payment, None))
 
     def _lot_source(self, lot_id: str) -> Source:
         lot = st.get_lot(self.tx, lot_id)
         assert lot is not None
         payment = st.get_payment(self.tx, lot["funding_payment_id"])
         assert payment is not None
-        credit = lot["kind"] == "credit"
-        ctx, _ = self.kit._context(self.tx, payment, lot if credit else None)
+        return self._source(payment, lot)
+
+    def _source(self, payment: Payment, lot: dict[str, Any] | None) -> Source:
+        ctx, _ = self.kit._context(self.tx, payment, lot)
         q = make_quote(ctx, self.kit._rules)
         return Source(
             payment_id=payment.id,
@@ -1332,7 +1318,7 @@ class _Candidates:
             captured_at=payment.captured_at,
             available=q.max_amount,
             invoice_id=payment.invoice_id,
-            lot_id=lot_id,
+            lot_id=lot["id"] if lot is not None else None,
             card=payment.card,
             limits=q.limits,
         )

@@ -29,7 +29,7 @@ def find_pans(text: str, *, luhn: bool = True) -> list[str]:
     """The card numbers in ``text``, as digit strings, in order of appearance.
 
     A candidate is a run of 13-19 ASCII digits, possibly split into groups by single spaces or
-    dashes (``4242 4242 4242 4242``, ``4242-4242-4242-4242``); every stretch of consecutive
+    dashes (``dddd dddd dddd dddd`` or ``dddd-dddd-dddd-dddd``); every stretch of consecutive
     groups is tried, so a number printed after another one is still found. With ``luhn``
     (the default) only candidates passing the Luhn check are returned, which keeps timestamps
     and ids out; with ``luhn=False`` every 13-19 digit candidate is returned, for text that
