@@ -10,9 +10,7 @@ from __future__ import annotations
 import ast
 import doctest
 import inspect
-import os
 import re
-import subprocess
 import sys
 import tomllib
 import types
@@ -28,6 +26,8 @@ from refundkit import hookspecs
 from refundkit.cli import cli
 from refundkit.gateways import sandbox
 from refundkit.testing import ConformanceHarness, GatewayConformance, Scenario
+
+from ._doc_examples import run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -249,19 +249,7 @@ def test_the_sandbox_example_prints_what_the_page_shows(tmp_path: Path) -> None:
     worked = page("sandbox.md").split("## Worked example", 1)[1]
     code = code_blocks(worked, "python")[0]
     shown = code_blocks(worked, "text")[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDKIT_")}
-    env["REFUNDKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == shown
+    assert run_example(code, tmp_path) == shown
     assert (tmp_path / "refundkit.sandbox.db").exists()  # next to the store, as documented
 
 

@@ -3,13 +3,12 @@ the page names every planner strategy and the balance limits."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from refundkit._planner import STRATEGIES
+
+from ._doc_examples import run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "balances.md"
@@ -35,20 +34,9 @@ def worked_example() -> tuple[str, str]:
 def test_the_worked_example_prints_what_the_page_shows(tmp_path: Path) -> None:
     code, shown = worked_example()
     assert _OPEN in code, "the example opens its store in a temporary directory"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDKIT_")}
-    env["REFUNDKIT_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the same as autoload=False
-    env["TMPDIR"] = str(tmp_path)  # tempfile.mkdtemp() makes its directory here
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert _RANDOM_ID.sub(r"\1_…", run.stdout) == shown
+    # tempfile.mkdtemp() in the example makes its directory in TMPDIR.
+    stdout = run_example(code, tmp_path, TMPDIR=str(tmp_path))
+    assert _RANDOM_ID.sub(r"\1_…", stdout) == shown
     # The store and the sandbox's file went to the temporary directory, nowhere else.
     assert len(list(tmp_path.glob("*/refundkit.db"))) == 1
     assert len(list(tmp_path.glob("*/refundkit.sandbox.db"))) == 1

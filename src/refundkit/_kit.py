@@ -82,7 +82,7 @@ from ._planner import (
 from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext, check_amount, check_request
 from ._policy import quote as make_quote
-from ._schema import from_db_time
+from ._schema import IN_FLIGHT_STATUSES, from_db_time
 
 log = logging.getLogger("refundkit")
 
@@ -296,9 +296,6 @@ class RefundKit:
             gw = cls(self._gateway_defaults(name) | self._gateway_config.get(name, {}))
             self._gateways[name] = gw
         return gw
-
-    def gateway_names(self) -> list[str]:
-        return list(self.plugins.gateways)
 
     def _gateway_defaults(self, name: str) -> dict[str, Any]:
         if name != "sandbox":
@@ -773,7 +770,8 @@ class RefundKit:
             candidates = st.list_refunds(
                 conn,
                 payment_id=payment_id,
-                statuses=["reserved", "submitted", "unknown", "pending"],
+                # The same list as the partial index's, so recovery's scan can use it.
+                statuses=IN_FLIGHT_STATUSES,
             )
         resolved: list[Refund] = []
         unknown: list[Refund] = []

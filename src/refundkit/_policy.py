@@ -78,16 +78,21 @@ def payment_cap(ctx: PolicyContext) -> list[Limit]:
     ]
 
 
+def _spent(clause: str, amount: Money | None, references: tuple[str, ...]) -> str:
+    """``clause`` with the amount, and where it went: "; 20.00 USD was spent on inv_7"."""
+    if not amount:
+        return ""
+    where = f" on {', '.join(references)}" if references else ""
+    return clause.format(amount) + where
+
+
 def customer_balance(ctx: PolicyContext) -> list[Limit]:
     if ctx.payment.destination is not Destination.CUSTOMER_BALANCE:
         return []
     left = ctx.balance_remaining
     if left is None or left >= ctx.remaining:
         return []
-    spent = ""
-    if ctx.balance_spent:
-        where = f" on {', '.join(ctx.balance_spent_on)}" if ctx.balance_spent_on else ""
-        spent = f"; {ctx.balance_spent} was spent{where}"
+    spent = _spent("; {} was spent", ctx.balance_spent, ctx.balance_spent_on)
     return [
         Limit(
             "customer_balance",
@@ -100,10 +105,7 @@ def customer_balance(ctx: PolicyContext) -> list[Limit]:
 def credit_issued(ctx: PolicyContext) -> list[Limit]:
     if not ctx.credited or ctx.lot_remaining is not None:
         return []
-    spent = ""
-    if ctx.credit_spent:
-        where = f" on {', '.join(ctx.credit_spent_on)}" if ctx.credit_spent_on else ""
-        spent = f" and {ctx.credit_spent} of it was spent{where}"
+    spent = _spent(" and {} of it was spent", ctx.credit_spent, ctx.credit_spent_on)
     return [
         Limit(
             "credit_issued",

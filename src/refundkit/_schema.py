@@ -49,7 +49,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 #: Refunds whose outcome is still open; recovery looks only at these (a partial index).
 IN_FLIGHT_STATUSES = ("reserved", "submitted", "unknown", "pending")
-IN_FLIGHT_WHERE = "status IN ('reserved', 'submitted', 'unknown', 'pending')"
+IN_FLIGHT_WHERE = "status IN (" + ", ".join(f"'{s}'" for s in IN_FLIGHT_STATUSES) + ")"
 
 STATUSES = (
     "reserved",

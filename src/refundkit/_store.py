@@ -39,7 +39,6 @@ from ._schema import (
 )
 
 _WRITE = "refundkit_write"
-_DURABLE = "refundkit_durable"
 
 
 def create_engine(url: str) -> Engine:
@@ -376,11 +375,6 @@ class Tx:
 
     def rowcount(self) -> int:
         return int(self._cur.rowcount)
-
-    def execute_sql(self, sql: str, params: Any = ()) -> Any:
-        """A statement already in the driver's paramstyle (built by ``transition_refund``)."""
-        self._cur.execute(sql, params)
-        return self._cur
 
 
 # --- payments -------------------------------------------------------------------------------
