@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from refundkit import InsufficientRefundableBalance, Money, RefundKit, RefundNotAllowed
+from refundkit import InsufficientRefundableBalance, Money, RefundKit, RefundNotAllowed, hookimpl
 from refundkit import _store as st
 from refundkit._kit import _Ask, _new_refund
 from refundkit._model import Refund
@@ -35,26 +35,43 @@ def naive_reserve(self: RefundKit, ask: _Ask, *, ignore_unknown: bool = False) -
     return self._submit(refund, payment)
 
 
+def open_worker_kit(db_url: str, sandbox_path: str, **options: Any) -> RefundKit:
+    """A worker's own kit (own engine and pool), sharing the sandbox's state file."""
+    return RefundKit.open(
+        db_url, autoload=False, gateways={"sandbox": {"path": sandbox_path}}, **options
+    )
+
+
 def race_worker(
-    db_url: str, payment_id: str, threads: int, barrier: Any, naive: bool, out: Any
+    db_url: str,
+    sandbox_path: str,
+    payment_id: str,
+    threads: int,
+    per_thread: int,
+    naive: bool,
+    barrier: Any,
+    out: Any,
 ) -> None:
-    """One process of the R-3.1 race: ``threads`` concurrent refunds of 1.00 after a barrier."""
-    kit = RefundKit.open(db_url, autoload=False, retry_backoff=0)
+    """One process of the R-3.1 race: ``threads`` threads after a barrier, each making
+    ``per_thread`` refunds of 1.00 one after another."""
+    kit = open_worker_kit(db_url, sandbox_path, retry_backoff=0)
     if naive:
         kit._reserve = naive_reserve.__get__(kit)  # type: ignore[method-assign]
     counts = {"succeeded": 0, "refused": 0, "other": 0}
     lock = threading.Lock()
 
     def one(i: int) -> None:
-        try:
-            kit.refund(payment_id, Money(100, "USD"), idempotency_key=f"{os.getpid()}-{i}")
-            outcome = "succeeded"
-        except (InsufficientRefundableBalance, RefundNotAllowed):
-            outcome = "refused"
-        except Exception:
-            outcome = "other"
-        with lock:
-            counts[outcome] += 1
+        for j in range(per_thread):
+            try:
+                key = f"{os.getpid()}-{i}-{j}"
+                kit.refund(payment_id, Money(100, "USD"), idempotency_key=key)
+                outcome = "succeeded"
+            except (InsufficientRefundableBalance, RefundNotAllowed):
+                outcome = "refused"
+            except Exception:
+                outcome = "other"
+            with lock:
+                counts[outcome] += 1
 
     barrier.wait()
     workers = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
@@ -66,9 +83,54 @@ def race_worker(
     out.put(counts)
 
 
-def crash_worker(db_url: str, payment_id: str, point: str) -> None:
+def two_caps_worker(
+    db_url: str, sandbox_path: str, invoice_id: str, payment_ids: list[str], n: int,
+    barrier: Any, out: Any,
+) -> None:  # fmt: skip
+    """R-3.5: refunds on an invoice's payments and credits from the whole invoice at once,
+    interleaved, so one process takes payment locks alone and the invoice's locks together."""
+    kit = open_worker_kit(db_url, sandbox_path, retry_backoff=0)
+    counts = {"refunded": 0, "credited": 0, "refused": 0, "other": 0}
+    errors: list[str] = []
+    barrier.wait()
+    for i in range(n):
+        try:
+            if i % 2:
+                kit.issue_credit(invoice_id, Money(100, "USD"))
+                counts["credited"] += 100
+            else:
+                payment_id = payment_ids[(i // 2) % len(payment_ids)]
+                kit.refund(payment_id, Money(100, "USD"), idempotency_key=f"{os.getpid()}-{i}")
+                counts["refunded"] += 100
+        except (InsufficientRefundableBalance, RefundNotAllowed):
+            counts["refused"] += 1
+        except Exception as exc:  # a deadlock (40P01) or an IntegrityError would land here
+            counts["other"] += 1
+            errors.append(f"{type(exc).__name__}: {exc}"[:300])
+    kit.close()
+    out.put((counts, errors))
+
+
+class DeliveryLog:
+    """An event listener that appends each delivered event id to a file (one per line), so
+    deliveries made by a process that was then killed are still counted."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @hookimpl
+    def refundkit_on_event(self, event: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(event["id"] + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def crash_worker(
+    db_url: str, sandbox_path: str, log_path: str, payment_id: str, point: str
+) -> None:
     """Refund, and die with os._exit at ``point``: no finally, no atexit (R-7.3)."""
-    kit = RefundKit.open(db_url, autoload=False)
+    kit = open_worker_kit(db_url, sandbox_path, plugins=[DeliveryLog(log_path)])
 
     def checkpoint(name: str) -> None:
         if name == point:
@@ -79,10 +141,52 @@ def crash_worker(db_url: str, payment_id: str, point: str) -> None:
     os._exit(0)
 
 
-def recover_worker(db_url: str, minutes_later: int, out: Any) -> None:
+def recover_worker(
+    db_url: str, sandbox_path: str, log_path: str, minutes_later: int, out: Any
+) -> None:
     """A fresh process, later: recovery with a clock moved forward."""
     later = datetime.now(UTC) + timedelta(minutes=minutes_later)
-    kit = RefundKit.open(db_url, autoload=False, clock=lambda: later)
+    kit = open_worker_kit(
+        db_url, sandbox_path, plugins=[DeliveryLog(log_path)], clock=lambda: later
+    )
     report = kit.recover()
     out.put(report.to_dict())
     kit.close()
+
+
+def naive_claim(self: RefundKit, payment_id: str | None, now: datetime) -> list[Refund]:
+    """Recovery without a claim (R-2.6 mutation): every worker reads the same unknown refunds
+    (the list recovery used to scan) and looks each one up."""
+    with self.store.connect() as conn:
+        refunds = st.list_refunds(conn, payment_id=payment_id, statuses=("unknown",))
+    return refunds
+
+
+def janitor_worker(
+    db_url: str, sandbox_path: str, log_dir: str, at: datetime, naive: bool,
+    barrier: Any, out: Any,
+) -> None:  # fmt: skip
+    """One recovery worker at time ``at``: logs every gateway lookup it makes, one line each."""
+    kit = open_worker_kit(db_url, sandbox_path, clock=lambda: at)
+    if naive:
+        kit._claim_due = naive_claim.__get__(kit)  # type: ignore[method-assign]
+    gw = kit.gateway("sandbox")
+    lookup = gw.lookup_refund
+    sent = gw.refund
+    log = open(os.path.join(log_dir, f"lookups-{os.getpid()}.log"), "a", encoding="utf-8")  # noqa: SIM115
+
+    def logged_lookup(request: Any) -> Any:
+        log.write(f"lookup {request.refund_id}\n")
+        return lookup(request)
+
+    def logged_refund(request: Any) -> Any:
+        log.write(f"refund {request.refund_id}\n")
+        return sent(request)
+
+    gw.lookup_refund = logged_lookup  # type: ignore[method-assign]
+    gw.refund = logged_refund  # type: ignore[method-assign]
+    barrier.wait()
+    report = kit.recover()
+    log.close()
+    kit.close()
+    out.put(len(report.still_unknown) + len(report.manual_review) + len(report.resolved))

@@ -1,4 +1,5 @@
-"""R-2.2 / R-7.3: a worker killed with os._exit mid-refund, then recovery in a fresh process."""
+"""R-2.2 / R-7.3: a worker killed with os._exit mid-refund, then recovery in a fresh process,
+at each of R-2.2's five crash points, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,72 +12,79 @@ from refundkit import RefundKit, RefundStatus
 from refundkit.gateways.sandbox import SandboxGateway
 
 from ._workers import crash_worker, recover_worker
-from .conftest import record, usd
+from .conftest import open_kit, record, usd
 
 CTX = multiprocessing.get_context("spawn")
 
 
-def crash_and_recover(tmp_path: Path, point: str) -> RefundKit:
-    db_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    kit = RefundKit.open(db_url, autoload=False)
+def crash_and_recover(db_url: str, sandbox_path: str, log_path: Path, point: str) -> RefundKit:
+    kit = open_kit(db_url, sandbox_path)
     record(kit)
     kit.close()
-    child = CTX.Process(target=crash_worker, args=(db_url, "pay_1", point))
+    child = CTX.Process(
+        target=crash_worker, args=(db_url, sandbox_path, str(log_path), "pay_1", point)
+    )
     child.start()
     child.join(timeout=60)
     assert child.exitcode == 137, "the worker must die at the crash point"
     out = CTX.Queue()
     # Ten minutes later, so a refund the dead worker left in flight counts as abandoned.
-    fresh = CTX.Process(target=recover_worker, args=(db_url, 10, out))
+    fresh = CTX.Process(target=recover_worker, args=(db_url, sandbox_path, str(log_path), 10, out))
     fresh.start()
     out.get(timeout=60)
     fresh.join(timeout=60)
     assert fresh.exitcode == 0
-    return RefundKit.open(db_url, autoload=False)
+    return open_kit(db_url, sandbox_path)
 
 
-@pytest.mark.slow
-def test_r2_2_killed_after_the_gateway_applied_then_recovered_once(tmp_path: Path) -> None:
-    """The headline case: the sandbox applied the refund, the worker died before confirm."""
-    kit = crash_and_recover(tmp_path, "gateway_returned")
-    sandbox = kit.gateway("sandbox")
-    assert isinstance(sandbox, SandboxGateway)
-    [refund] = kit.refunds("pay_1")
-    assert refund.status is RefundStatus.SUCCEEDED
-    assert sandbox.refund_count("sbx_ch_pay_1") == 1
-    assert [e.type for e in kit.events()] == ["charge.refunded"]
-    assert kit.payment("pay_1").refunded == usd("10.00")
-    kit.close()
+def delivered(log_path: Path) -> list[str]:
+    return log_path.read_text().split() if log_path.exists() else []
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("point", "gateway_refunds", "status"),
+    ("point", "gateway_refunds", "status", "deliveries"),
     [
-        ("reserved", 0, RefundStatus.FAILED),  # never sent: released
-        ("submitted", 1, RefundStatus.SUCCEEDED),  # resent with the same key, inside its window
-        ("gateway_returned", 1, RefundStatus.SUCCEEDED),  # found by lookup
-        ("confirmed", 1, RefundStatus.SUCCEEDED),  # already done: nothing to recover
+        # 1. after the reserve commit: never sent, so recovery releases it
+        ("reserved", 0, RefundStatus.FAILED, 1),
+        # 2. request about to go out: resent with the same key, inside its window
+        ("submitted", 1, RefundStatus.SUCCEEDED, 1),
+        # 3. the gateway applied it, the worker died before confirm: found by lookup
+        ("gateway_returned", 1, RefundStatus.SUCCEEDED, 1),
+        # 4. confirm committed, the relay never ran: recovery's relay publishes it
+        ("confirmed", 1, RefundStatus.SUCCEEDED, 1),
+        # 5. the relay published, then died before marking it sent: published again
+        ("published", 1, RefundStatus.SUCCEEDED, 2),
     ],
 )
 def test_r2_2_every_crash_point_ends_consistent(
-    tmp_path: Path, point: str, gateway_refunds: int, status: RefundStatus
+    db_url: str,
+    sandbox_path: str,
+    tmp_path: Path,
+    point: str,
+    gateway_refunds: int,
+    status: RefundStatus,
+    deliveries: int,
 ) -> None:
-    kit = crash_and_recover(tmp_path, point)
+    """R-2.2: one gateway refund per refund id, local status equals the gateway's, exactly
+    one event id (delivered at least once), and the cap intact."""
+    log_path = tmp_path / "delivered.log"
+    kit = crash_and_recover(db_url, sandbox_path, log_path, point)
     sandbox = kit.gateway("sandbox")
     assert isinstance(sandbox, SandboxGateway)
     [refund] = kit.refunds("pay_1")
     gateway_rows = sandbox.refunds("sbx_ch_pay_1")
-    # one gateway refund per refund id, and local status equals the gateway's
     assert sandbox.refund_count("sbx_ch_pay_1") == gateway_refunds
     assert refund.status is status
     if gateway_refunds:
         assert [row["status"] for row in gateway_rows] == [status.value]
         assert [row["refund_id"] for row in gateway_rows] == [refund.id]
-    succeeded_events = [e for e in kit.events() if e.type == "charge.refunded"]
-    assert len(succeeded_events) == gateway_refunds
+    [event] = kit.events()  # exactly one event id for the refund's outcome
+    assert event.type == ("charge.refunded" if gateway_refunds else "refund.failed")
+    assert delivered(log_path) == [event.id] * deliveries
     payment = kit.payment("pay_1")
     assert payment.held is not None
     assert payment.held <= payment.amount
     assert payment.refunded == (usd("10.00") if gateway_refunds else usd("0.00"))
+    assert payment.held == payment.refunded  # nothing left reserved
     kit.close()

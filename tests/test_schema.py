@@ -101,11 +101,26 @@ def refused(kit: RefundKit, write: Callable[[], None], constraint: str) -> None:
         payment_before = conn.execute(sa.text("SELECT * FROM payments ORDER BY id")).all()
     with pytest.raises(sa.exc.IntegrityError) as info:
         write()
-    assert isinstance(info.value.orig, sqlite3.IntegrityError)
-    assert constraint in str(info.value.orig)
+    if kit.store.is_sqlite:
+        assert isinstance(info.value.orig, sqlite3.IntegrityError)
+        assert constraint in str(info.value.orig)
+    else:
+        assert isinstance(info.value.orig, kit.store.engine.dialect.loaded_dbapi.IntegrityError)
+        assert pg_message(constraint) in str(info.value.orig)
     assert row_counts(kit) == before
     with kit.store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT * FROM payments ORDER BY id")).all() == payment_before
+
+
+def pg_message(sqlite_message: str) -> str:
+    """What PostgreSQL says for the constraint SQLite's message names."""
+    if sqlite_message.startswith("CHECK constraint failed: "):
+        return f'violates check constraint "{sqlite_message.split(": ", 1)[1]}"'
+    if sqlite_message.startswith("UNIQUE constraint failed"):
+        return "duplicate key value violates unique constraint"
+    if sqlite_message.startswith("FOREIGN KEY"):
+        return "violates foreign key constraint"
+    raise AssertionError(f"no PostgreSQL message for {sqlite_message!r}")
 
 
 # --- the fixture rows themselves are valid ----------------------------------------------------
@@ -122,6 +137,8 @@ def test_a_copy_with_fresh_keys_is_accepted(booked: RefundKit, table: str) -> No
 # --- R-6.8: integer minor units only, enforced by STRICT tables --------------------------------
 
 
+# STRICT is SQLite's: on PostgreSQL the columns are BIGINT (see the PostgreSQL test below).
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(("table", "column"), AMOUNT_COLUMNS, ids="{0[0]}.{0[1]}".format)
 @pytest.mark.parametrize(("value", "stored_as"), [(1.5, "REAL"), ("x", "TEXT"), (b"\x01", "BLOB")])
 def test_r6_8_amount_column_refuses_a_non_integer(
@@ -135,6 +152,7 @@ def test_r6_8_amount_column_refuses_a_non_integer(
     )
 
 
+@pytest.mark.sqlite_only  # STRICT is SQLite's (PostgreSQL: the BIGINT test below)
 @pytest.mark.parametrize("value", [1.5, "x", "1.5", "1e3x", None])
 def test_r6_8_updating_an_amount_to_a_non_integer_fails(booked: RefundKit, value: object) -> None:
     """R-6.8: the same through UPDATE; text that is not an integer stays refused."""
@@ -142,6 +160,28 @@ def test_r6_8_updating_an_amount_to_a_non_integer_fails(booked: RefundKit, value
     refused(booked, lambda: run(booked, "UPDATE payments SET refunded = :v", v=value), constraint)
 
 
+@pytest.mark.postgresql_only
+def test_r6_8_postgresql_amount_columns_are_bigint(kit: RefundKit) -> None:
+    """R-6.8 on PostgreSQL: every amount column is BIGINT (never REAL, float8 or NUMERIC), and
+    text that is not an integer is refused by the column type."""
+    with kit.store.engine.connect() as conn:
+        types = {
+            (r.table_name, r.column_name): r.data_type
+            for r in conn.execute(
+                sa.text(
+                    "SELECT table_name, column_name, data_type FROM information_schema.columns"
+                    " WHERE table_schema = current_schema()"
+                )
+            )
+        }
+    assert {c: types[c] for c in AMOUNT_COLUMNS} == dict.fromkeys(AMOUNT_COLUMNS, "bigint")
+    record(kit)
+    with pytest.raises(sa.exc.DataError):
+        run(kit, "UPDATE payments SET refunded = :v", v="x")
+    assert kit.payment("pay_1").refunded == usd("0.00")
+
+
+@pytest.mark.sqlite_only  # typeof() and STRICT's lossless conversion are SQLite's
 def test_r6_8_integral_values_are_stored_as_integers(booked: RefundKit) -> None:
     """R-6.8 note: STRICT converts ``2.0``, ``'3'`` and even ``'1e3'`` losslessly; the column
     still holds an integer (never a REAL), which ``typeof`` proves. Refusing such text is the
@@ -164,6 +204,7 @@ def test_r6_8_integral_values_are_stored_as_integers(booked: RefundKit) -> None:
     ]
 
 
+@pytest.mark.sqlite_only  # STRICT tables are SQLite's
 def test_r6_8_every_table_is_strict(kit: RefundKit) -> None:
     """R-6.8: every table is declared STRICT (SQLite >= 3.37)."""
     with kit.store.engine.connect() as conn:
@@ -367,6 +408,7 @@ def sqlite_ddl(engine: sa.Engine) -> dict[str, str]:
     return {str(name): str(sql) for name, sql in rows}
 
 
+@pytest.mark.sqlite_only  # reads sqlite_master; on PostgreSQL autogenerate compares (above)
 def test_migrations_emit_the_same_ddl_as_the_metadata(kit: RefundKit, tmp_path: Path) -> None:
     """Stronger than autogenerate, which ignores CHECK constraints and STRICT: the migrated
     store's DDL equals ``metadata.create_all``'s, statement by statement."""
@@ -465,6 +507,7 @@ def many_connections(kit: RefundKit) -> Callable[[], Iterator[sa.Connection]]:
     return connections
 
 
+@pytest.mark.sqlite_only  # WAL and PRAGMAs are SQLite's connection settings
 def test_r3_3_every_connection_is_wal_with_synchronous_full(
     kit: RefundKit, many_connections: Callable[[], Iterator[sa.Connection]]
 ) -> None:
@@ -478,6 +521,7 @@ def test_r3_3_every_connection_is_wal_with_synchronous_full(
         assert conn.connection.dbapi_connection.isolation_level is None  # we issue BEGIN
 
 
+@pytest.mark.sqlite_only  # WAL and PRAGMAs are SQLite's connection settings
 def test_synchronous_is_full_again_after_a_refund(
     kit: RefundKit, many_connections: Callable[[], Iterator[sa.Connection]]
 ) -> None:
@@ -490,6 +534,7 @@ def test_synchronous_is_full_again_after_a_refund(
         assert pragmas(conn)["synchronous"] == 2
 
 
+@pytest.mark.sqlite_only  # WAL and PRAGMAs are SQLite's connection settings
 def test_wal_is_recorded_in_the_database_file(kit: RefundKit) -> None:
     """WAL is persistent: any other process opening the file gets it too."""
     database = kit.store.url.database

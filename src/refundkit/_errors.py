@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._pans import redact_pans
+
 if TYPE_CHECKING:
     from ._model import Limit, Refund
 
@@ -17,6 +19,8 @@ class RefundkitError(Exception):
     user_error: bool = True
 
     def __init__(self, message: str, **details: Any) -> None:
+        # Messages often echo what the caller passed (an id, a key): never a card number.
+        message = redact_pans(message)
         super().__init__(message)
         self.message = message
         self.details = details
@@ -130,6 +134,13 @@ class StalePlan(RefundkitError):
     code = "stale_plan"
 
 
+class ApprovalRefused(RefundkitError):
+    """An approval decision that may not be made: the requester deciding (four eyes), or a
+    request already decided."""
+
+    code = "approval_refused"
+
+
 class InsufficientBalance(RefundkitError):
     """The customer balance does not hold the amount asked for."""
 
@@ -212,6 +223,30 @@ class WebhookVerificationError(RefundkitError):
     code = "webhook_verification_failed"
 
 
+class WebhookHeaderMissing(WebhookVerificationError):
+    """``webhook-id``, ``webhook-timestamp`` or ``webhook-signature`` is absent or empty."""
+
+    code = "webhook_header_missing"
+
+
+class WebhookHeaderMalformed(WebhookVerificationError):
+    """A webhook header (or the body) cannot be read: duplicated, bad base64, not a number."""
+
+    code = "webhook_header_malformed"
+
+
+class WebhookTimestampOutOfTolerance(WebhookVerificationError):
+    """``webhook-timestamp`` is more than the tolerance (300 s) away from now."""
+
+    code = "webhook_timestamp_out_of_tolerance"
+
+
+class WebhookSignatureMismatch(WebhookVerificationError):
+    """No ``v1`` signature in the header matches any of the secrets."""
+
+    code = "webhook_signature_mismatch"
+
+
 # --- configuration and plugins -------------------------------------------------------------
 
 
@@ -225,6 +260,12 @@ class StoreNotFound(ConfigurationError):
 
 class UnknownGateway(ConfigurationError):
     code = "unknown_gateway"
+
+
+class InvalidWebhookSecret(ConfigurationError):
+    """A webhook secret that is empty or not base64 (``whsec_`` prefix optional)."""
+
+    code = "invalid_webhook_secret"
 
 
 class PluginError(ConfigurationError):

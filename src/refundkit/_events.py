@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any
 
-from ._model import Payment, Refund, RefundStatus, iso
+from ._model import Payment, Refund, RefundStatus, iso, new_id
 
 CHARGE_REFUNDED = "charge.refunded"
 REFUND_PENDING = "refund.pending"
 REFUND_FAILED = "refund.failed"
 REFUND_REVERSED = "refund.reversed"
+#: A refund made at the gateway without refundkit, found and recorded by reconciliation.
+REFUND_EXTERNAL = "refund.external"
 
-EVENT_TYPES = (CHARGE_REFUNDED, REFUND_PENDING, REFUND_FAILED, REFUND_REVERSED)
+EVENT_TYPES = (CHARGE_REFUNDED, REFUND_PENDING, REFUND_FAILED, REFUND_REVERSED, REFUND_EXTERNAL)
 
 _TYPE_FOR_STATUS = {
     RefundStatus.SUCCEEDED: CHARGE_REFUNDED,
@@ -29,7 +30,7 @@ def event_type_for(status: RefundStatus) -> str | None:
 
 
 def new_event_id() -> str:
-    return "evt_" + secrets.token_hex(12)
+    return new_id("evt_")
 
 
 def refund_event(

@@ -98,6 +98,19 @@ class GatewayPayment:
 
 
 @attrs.frozen
+class GatewayRefund:
+    """One refund as the gateway lists it for a payment: what reconciliation compares."""
+
+    gateway_refund_id: str
+    amount: Money
+    status: GatewayRefundStatus
+    #: refundkit's refund id when the refund carries it (metadata, order id, reference);
+    #: None for a refund made outside refundkit, e.g. in the gateway's dashboard.
+    refund_id: str | None = None
+    created_at: datetime | None = None
+
+
+@attrs.frozen
 class GatewayRefundUpdate:
     """A refund status change a gateway announced (webhook), matched by our id or theirs."""
 
@@ -138,6 +151,14 @@ class Gateway(abc.ABC):
     @abc.abstractmethod
     def fetch_payment(self, gateway_payment_id: str) -> GatewayPayment:
         """The payment as the gateway knows it (card summary, settlement, dispute, refunded)."""
+
+    def list_refunds(self, gateway_payment_id: str) -> list[GatewayRefund] | None:
+        """Every refund the gateway holds for this payment, for drift reconciliation.
+
+        None (the default) means the gateway cannot list refunds; reconciliation then relies on
+        ``fetch_payment``'s ``refunded`` total alone.
+        """
+        return None
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayRefundUpdate]:
         """Verify and parse an inbound webhook; raise ``WebhookVerificationError`` if unsigned."""

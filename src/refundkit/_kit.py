@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy.engine import Engine
@@ -65,6 +64,7 @@ from ._model import (
     RefundStatus,
     check_id,
     iso,
+    new_id,
 )
 from ._money import MAX_AMOUNT, Money
 from ._pans import find_pans
@@ -83,6 +83,11 @@ from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext, check_amount, check_request
 from ._policy import quote as make_quote
 from ._schema import IN_FLIGHT_STATUSES, from_db_time
+
+if TYPE_CHECKING:
+    from ._accounting import TrialBalance
+    from ._delivery import Delivery, DeliveryReport, Endpoint, Sender
+    from ._reconcile import ReconcileReport
 
 log = logging.getLogger("refundkit")
 
@@ -242,7 +247,8 @@ class RefundKit:
         self._rules = plugins.policy_rules()
         self._listeners = plugins.has_event_listeners()
         #: Named crash points for tests (R-2.2): called with "reserved", "submitted",
-        #: "gateway_returned" and "confirmed".
+        #: "gateway_returned", "confirmed" (before the outbox relay) and "published" (the
+        #: relay handed events to listeners and has not marked them dispatched yet).
         self._checkpoint: Callable[[str], None] = lambda _name: None
 
     # --- opening and closing ----------------------------------------------------------------
@@ -350,6 +356,9 @@ class RefundKit:
         known = gw.register_payment(payment)
         if known is not None and payment.card is None and known.card is not None:
             payment = attrs.evolve(payment, card=known.card)
+        if known is not None and not known.settled:
+            # The gateway says it has not settled: the quote then offers only the full void.
+            payment = attrs.evolve(payment, settled=False)
         now = self.clock()
         try:
             with self.store.write() as conn:
@@ -357,7 +366,7 @@ class RefundKit:
                     _check_balance_room(conn, payment)
                 st.insert_payment(conn, payment, now)
                 if payment.destination is Destination.CUSTOMER_BALANCE:
-                    lot_id = "lot_" + secrets.token_hex(12)
+                    lot_id = new_id("lot_")
                     whole = payment.amount.amount
                     st.insert_lot(conn, payment, lot_id, now, kind="top_up", amount=whole)
         except self.store.integrity_errors:
@@ -475,6 +484,9 @@ class RefundKit:
             raise InvalidIdempotencyKey(
                 "an idempotency key is 1-255 printable ASCII characters without spaces"
             )
+        if idempotency_key is not None and find_pans(idempotency_key):
+            # Keys are stored and shown: a card number pasted there must not be (R-5.4).
+            raise CardDataRefused("the idempotency key looks like a card number; it was refused")
         return self._refund(_Ask(payment_id, amount, reason, idempotency_key, actor))
 
     def _refund(self, ask: _Ask) -> Refund:
@@ -613,9 +625,7 @@ class RefundKit:
                 refund=held,
             ) from exc
         self._checkpoint("gateway_returned")
-        applied = self._apply_result(refund, payment, result)
-        self._checkpoint("confirmed")
-        return applied
+        return self._apply_result(refund, payment, result)
 
     def _call_gateway(self, gw: Gateway, request: GatewayRefundRequest) -> GatewayRefundResult:
         """Call the gateway; retry (same key) only errors that certainly had no effect."""
@@ -688,6 +698,7 @@ class RefundKit:
         if extra:
             values.update(extra)
         with self.store.write() as conn:
+            st.lock_payment_row(conn, payment.id)
             if st.transition_refund(conn, refund.id, _FROM[to], values):
                 updated = attrs.evolve(
                     refund,
@@ -723,6 +734,7 @@ class RefundKit:
             if moved.status is not to:
                 log.info("refund %s is %s; not moving it to %s", refund.id, moved.status, to)
             return moved
+        self._checkpoint("confirmed")  # committed, before the outbox relay runs
         if etype is not None and self._listeners:
             self.dispatch_events()
         return updated
@@ -761,24 +773,20 @@ class RefundKit:
     def recover(self, payment_id: str | None = None, *, force: bool = False) -> RecoveryReport:
         """Settle refunds whose outcome is not known, by looking them up at their gateway.
 
+        Refunds are retried on ``retry_schedule`` (one lookup per attempt); each worker claims
+        the due ones first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so several recovery
+        workers never look the same refund up twice for one attempt (R-2.6). ``force`` looks
+        up every in-flight refund (of ``payment_id``) now, due or not.
+
         Never sends a refund blindly: a refund is re-sent (with its original key) only when
         the lookup finds nothing and the gateway's idempotency window still covers the key.
         After the last attempt of the schedule a refund goes to ``manual_review``.
         """
         now = self.clock()
-        with self.store.connect() as conn:
-            candidates = st.list_refunds(
-                conn,
-                payment_id=payment_id,
-                # The same list as the partial index's, so recovery's scan can use it.
-                statuses=IN_FLIGHT_STATUSES,
-            )
         resolved: list[Refund] = []
         unknown: list[Refund] = []
         review: list[Refund] = []
-        for refund in candidates:
-            if not force and not self._due(refund, now):
-                continue
+        for refund in self._recovery_candidates(payment_id, now, force=force):
             outcome = self._recover_one(refund, now)
             if outcome.status is S.MANUAL_REVIEW:
                 review.append(outcome)
@@ -789,13 +797,49 @@ class RefundKit:
         self.dispatch_events()
         return RecoveryReport(tuple(resolved), tuple(unknown), tuple(review))
 
-    def _due(self, refund: Refund, now: datetime) -> bool:
-        if refund.status in (S.RESERVED, S.SUBMITTED):
-            return now - refund.updated_at >= self.in_flight_timeout
-        with self.store.read() as tx:
-            row = st.get_refund_row(tx, refund.id)
-        nxt = row["next_attempt_at"] if row else None
-        return nxt is None or from_db_time(nxt) <= now
+    #: How many due refunds one recovery worker claims at a time.
+    recovery_batch = 20
+
+    def _recovery_candidates(
+        self, payment_id: str | None, now: datetime, *, force: bool
+    ) -> Iterator[Refund]:
+        if force:
+            # Read them all first: the connection is back in the pool before any lookup.
+            with self.store.connect() as conn:
+                listed = st.list_refunds(conn, payment_id=payment_id, statuses=IN_FLIGHT_STATUSES)
+            yield from listed
+            return
+        seen: set[str] = set()
+        while True:
+            batch = [r for r in self._claim_due(payment_id, now) if r.id not in seen]
+            if not batch:
+                return
+            seen.update(r.id for r in batch)
+            yield from batch
+
+    def _claim_due(self, payment_id: str | None, now: datetime) -> list[Refund]:
+        """Claim a batch of due refunds, leased for the in-flight timeout (R-2.6)."""
+        with self.store.write() as tx:
+            return st.claim_due(
+                tx,
+                now,
+                now - self.in_flight_timeout,
+                now + self.in_flight_timeout,
+                batch=self.recovery_batch,
+                payment_id=payment_id,
+            )
+
+    def recovery_due(self) -> list[tuple[Refund, datetime]]:
+        """Every in-flight refund with the time recovery will next look at it, soonest first."""
+        with self.store.connect() as conn:
+            rows = st.in_flight_with_next_attempt(conn)
+        due = []
+        for refund, nxt in rows:
+            if refund.status in (S.RESERVED, S.SUBMITTED):
+                abandoned = refund.updated_at + self.in_flight_timeout
+                nxt = max(nxt, abandoned) if nxt else abandoned
+            due.append((refund, nxt or refund.updated_at))
+        return sorted(due, key=lambda pair: (pair[1], pair[0].id))
 
     def _recover_one(self, refund: Refund, now: datetime) -> Refund:
         payment = self.payment(refund.payment_id)
@@ -876,6 +920,32 @@ class RefundKit:
             extra={"attempts": attempts},
         )
 
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        payment_id: str | None = None,
+        *,
+        gateway: str | None = None,
+        since: datetime | None = None,
+    ) -> ReconcileReport:
+        """Compare each payment's refunds at its gateway with the local record (drift).
+
+        Refunds made outside refundkit are imported (held, journaled, ``refund.external``);
+        amount or currency mismatches go to ``manual_review``; a local refund the gateway
+        does not list is flagged. Picks one payment, a gateway's payments, or those captured
+        ``since``; safe to run again (nothing is imported twice). See docs/reconciliation.md.
+        """
+        from ._reconcile import Reconciler
+
+        if payment_id is not None:
+            self.payment(payment_id)  # PaymentNotFound for a mistyped id
+        if gateway is not None:
+            self.plugins.gateways.get(gateway)  # unknown gateway: a typed error
+        if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
+            raise InvalidInput("since must be an aware datetime (e.g. in UTC)")
+        return Reconciler(self).run(payment_id, gateway=gateway, since=since)
+
     # --- webhooks ---------------------------------------------------------------------------
 
     def handle_gateway_webhook(
@@ -945,9 +1015,29 @@ class RefundKit:
                 raise InvalidInput("after must be an event id or a sequence number")
             return st.list_events(conn, after_seq=seq, limit=limit, refund_id=refund_id)
 
-    def journal(self, refund_id: str | None = None) -> list[JournalLine]:
-        with self.store.connect() as conn:
-            return st.list_journal(conn, refund_id)
+    def journal(
+        self, refund_id: str | None = None, *, since: datetime | None = None
+    ) -> list[JournalLine]:
+        """Journal lines in posting order; ``since`` keeps those posted from then on (export:
+        docs/accounting.md)."""
+        from ._accounting import read_lines
+
+        return read_lines(self.store, since=since, refund_id=refund_id)
+
+    def export_journal(
+        self, out: IO[str], format: str = "jsonl", *, since: datetime | None = None
+    ) -> int:
+        """Write journal lines to ``out`` as ``csv`` or ``jsonl`` with stable line ids; returns
+        how many lines were written (docs/accounting.md)."""
+        from ._accounting import write_export
+
+        return write_export(self.journal(since=since), out, format)
+
+    def trial_balance(self) -> TrialBalance:
+        """Debits equal credits per currency; every succeeded or reversed refund journaled."""
+        from ._accounting import check
+
+        return check(self.store)
 
     def dispatch_events(self) -> int:
         """Hand undelivered outbox events to ``refundkit_on_event`` listeners (at least once)."""
@@ -963,10 +1053,39 @@ class RefundKit:
                 log.exception("an event listener failed on %s; it will be offered again", ev.id)
                 break
             done.append(ev.seq)
+        self._checkpoint("published")  # handed to listeners, not yet marked: sent again later
         if done:
             with self.store.connect() as conn:
                 st.mark_dispatched(conn, done, self.clock())
         return len(done)
+
+    # --- outgoing webhooks (docs/webhooks.md; the work is in _delivery.py) -------------------
+
+    def deliver_events(
+        self,
+        endpoints: Iterable[Endpoint | Mapping[str, Any]],
+        *,
+        send: Sender | None = None,
+        rng: Callable[[], float] | None = None,
+    ) -> DeliveryReport:
+        """Send due outbox events to ``endpoints``, signed, in order per refund (one pass)."""
+        from ._delivery import Deliverer
+
+        return Deliverer(self.store, endpoints, clock=self.clock, send=send, rng=rng).run_once()
+
+    def webhook_deliveries(
+        self, status: str | None = None, *, event_id: str | None = None
+    ) -> list[Delivery]:
+        """Deliveries per (event, endpoint); ``status="failed"`` lists the dead letters."""
+        from ._delivery import list_deliveries
+
+        return list_deliveries(self.store, status=status, event_id=event_id)
+
+    def retry_event(self, event_id: str) -> int:
+        """Deliver a dead-lettered event again, with a fresh retry horizon."""
+        from ._delivery import retry_event
+
+        return retry_event(self.store, event_id, self.clock())
 
     # --- customer balance -------------------------------------------------------------------
 
@@ -1056,7 +1175,7 @@ class RefundKit:
                 take = min(left, payment.refundable.amount)
                 if take <= 0:
                     continue
-                lot_id = "lot_" + secrets.token_hex(12)
+                lot_id = new_id("lot_")
                 st.add_credited(conn, payment.id, take)
                 st.insert_lot(conn, payment, lot_id, now, kind="credit", amount=take)
                 st.record_movement(conn, lot_id, take, kind="credit_issued", now=now,
@@ -1105,7 +1224,7 @@ class RefundKit:
             )
             basis = planner.basis(allocation.legs)
         return Plan(
-            id="pln_" + secrets.token_hex(12),
+            id=new_id("pln_"),
             customer_id=customer_id,
             strategy=strategy,
             scope=scope,
@@ -1368,7 +1487,7 @@ def _leg_basis(tx: st.Tx, leg: Leg) -> dict[str, int]:
 def _credit_sources(tx: st.Tx, source_id: str) -> list[Payment]:
     """The payments a credit is drawn from: one payment, or an invoice's (newest first)."""
     payment = st.get_payment(tx, source_id, lock=True)
-    payments = [payment] if payment is not None else st.invoice_payments(tx, source_id)
+    payments = [payment] if payment is not None else st.invoice_payments(tx, source_id, lock=True)
     if not payments:
         raise PaymentNotFound(f"no payment or invoice {source_id!r}")
     for p in payments:
@@ -1479,7 +1598,7 @@ def _new_refund(
     now: datetime,
     lot: dict[str, Any] | None = None,
 ) -> Refund:
-    refund_id = "rf_" + secrets.token_hex(12)
+    refund_id = new_id("rf_")
     return Refund(
         id=refund_id,
         payment_id=payment.id,

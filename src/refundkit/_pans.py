@@ -50,3 +50,14 @@ def find_pans(text: str, *, luhn: bool = True) -> list[str]:
                     if not luhn or luhn_valid(candidate):
                         found.append(candidate)
     return found
+
+
+#: What ``redact_pans`` puts where a card number was.
+REDACTED: Final = "[card number removed]"
+
+
+def redact_pans(text: str) -> str:
+    """``text`` with every printed card number (a run ``find_pans`` flags) replaced."""
+    if not _GROUPS.search(text):
+        return text
+    return _GROUPS.sub(lambda m: REDACTED if find_pans(m.group()) else m.group(), text)

@@ -230,3 +230,78 @@ journal_lines = sa.Table(
     sa.CheckConstraint("kind IN ('refund', 'reversal')", name="ck_journal_kind"),
     sqlite_strict=True,
 )
+
+#: Outgoing webhook deliveries, one per (event, endpoint): where each stands (docs/webhooks.md).
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_seq", sa.Integer, sa.ForeignKey("events.seq"), nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    # A refund's events go out in order: a delivery waits for the earlier ones of its refund.
+    sa.Column("refund_id", sa.Text, nullable=True),
+    sa.Column("endpoint", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    # The retry horizon (three days) runs from here; ``deliver --retry`` restarts it.
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    # A deliverer's lease: nobody else sends this delivery until it lapses (crash recovery).
+    sa.Column("claim", sa.Text, nullable=True),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("event_id", "endpoint", name="uq_deliveries_event_endpoint"),
+    sa.CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in DELIVERY_STATUSES) + ")",
+        name="ck_deliveries_status",
+    ),
+    sa.CheckConstraint("attempts >= 0", name="ck_deliveries_attempts"),
+    sqlite_strict=True,
+)
+sa.Index(
+    "ix_deliveries_due",
+    webhook_deliveries.c.status,
+    webhook_deliveries.c.next_attempt_at,
+)
+sa.Index(
+    "ix_deliveries_refund",
+    webhook_deliveries.c.endpoint,
+    webhook_deliveries.c.refund_id,
+    webhook_deliveries.c.event_seq,
+)
+
+# Refunds above a dashboard user's limit wait here for a second person (docs/dashboard.md).
+# A pending approval holds nothing: approving runs the refund through the kit, caps checked then.
+APPROVAL_STATUSES = ("pending", "approving", "approved", "rejected")
+
+refund_approvals = sa.Table(
+    "refund_approvals",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("decided_by", sa.Text, nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Column("decision_note", sa.Text, nullable=True),
+    sa.Column("refund_id", sa.Text, nullable=True),
+    sa.CheckConstraint("amount > 0", name="ck_approvals_amount_positive"),
+    sa.CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in APPROVAL_STATUSES) + ")",
+        name="ck_approvals_status",
+    ),
+    # Four eyes, in the database too: the requester never decides.
+    sa.CheckConstraint(
+        "decided_by IS NULL OR decided_by <> requested_by", name="ck_approvals_four_eyes"
+    ),
+    sqlite_strict=True,
+)

@@ -29,6 +29,8 @@ from ._errors import ConfigurationError, StoreNotFound
 from ._model import Card, Destination, Event, JournalLine, Payment, Refund, RefundStatus
 from ._money import Money
 from ._schema import (
+    IN_FLIGHT_STATUSES,
+    IN_FLIGHT_WHERE,
     STATUSES,
     events,
     from_db_time,
@@ -206,12 +208,13 @@ class Prepared:
     """A statement compiled once for the store's dialect; run on a DBAPI cursor."""
 
     def __init__(self, sql: str, dialect: sa.engine.Dialect) -> None:
-        for_update = sql.endswith(" FOR UPDATE")
-        if for_update:
-            sql = sql.removesuffix(" FOR UPDATE")
-            # SQLite has no row locks: BEGIN IMMEDIATE already holds the write lock.
-            if dialect.name != "sqlite":
-                sql += " FOR UPDATE"
+        for suffix in (" FOR UPDATE SKIP LOCKED", " FOR UPDATE"):
+            if sql.endswith(suffix):
+                sql = sql.removesuffix(suffix)
+                # SQLite has no row locks: BEGIN IMMEDIATE already holds the write lock.
+                if dialect.name != "sqlite":
+                    sql += suffix
+                break
         compiled = sa.text(sql).compile(dialect=dialect)
         self.sql = str(compiled)
         positional = compiled.positional
@@ -236,6 +239,16 @@ _REFUND_COLUMNS = (
 _LOT_COLUMNS = "id, customer_id, currency, kind, funding_payment_id, amount, remaining, created_at"
 
 
+# Due for recovery: unknown or pending at or after their next attempt; reserved or submitted
+# once abandoned (not touched for the in-flight timeout) and not leased to another worker.
+# Times are fixed-width ISO text, so they compare as text on both databases.
+_DUE = (
+    f"{IN_FLIGHT_WHERE} AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+    " AND (status IN ('unknown', 'pending') OR updated_at <= :stale)"
+)
+_CLAIM = "ORDER BY created_at, id LIMIT :batch FOR UPDATE SKIP LOCKED"
+
+
 def _insert(table: str, columns: str) -> str:
     names = [c.strip() for c in columns.split(",")]
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
@@ -244,6 +257,7 @@ def _insert(table: str, columns: str) -> str:
 SQL: dict[str, str] = {
     "get_payment": f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = :id",
     "lock_payment": f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = :id FOR UPDATE",
+    "lock_payment_row": "SELECT id FROM payments WHERE id = :id FOR UPDATE",
     "insert_payment": _insert("payments", _PAYMENT_COLUMNS),
     "add_held": "UPDATE payments SET held = held + :delta WHERE id = :id",
     "add_refunded": (
@@ -266,6 +280,12 @@ SQL: dict[str, str] = {
         f"SELECT {_REFUND_COLUMNS} FROM refunds "
         "WHERE gateway = :gateway AND gateway_refund_id = :grid"
     ),
+    # Recovery's claim (R-2.6): due in-flight refunds that no other worker holds right now.
+    "claim_due": f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE {_DUE} {_CLAIM}",
+    "claim_due_of_payment": (
+        f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE payment_id = :pid AND {_DUE} {_CLAIM}"
+    ),
+    "lease": "UPDATE refunds SET next_attempt_at = :until WHERE id = :id",
     "lot_for_payment": (
         f"SELECT {_LOT_COLUMNS} FROM balance_lots"
         " WHERE funding_payment_id = :pid AND kind = 'top_up'"
@@ -323,6 +343,12 @@ SQL: dict[str, str] = {
     "invoice_payments": (
         f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE invoice_id = :inv"
         " ORDER BY captured_at DESC, id DESC"
+    ),
+    # An invoice's payments locked in one fixed order (R-3.5: payment, then invoice, then
+    # customer), so two credits from one invoice cannot deadlock.
+    "lock_invoice_payments": (
+        f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE invoice_id = :inv"
+        " ORDER BY captured_at DESC, id DESC FOR UPDATE"
     ),
     "lot_spent_on": (
         "SELECT reference FROM balance_movements "
@@ -412,6 +438,15 @@ def payment_from_row(m: dict[str, Any]) -> Payment:
 def get_payment(tx: Tx, payment_id: str, *, lock: bool = False) -> Payment | None:
     row = tx.first("lock_payment" if lock else "get_payment", id=payment_id)
     return payment_from_row(row) if row else None
+
+
+def lock_payment_row(tx: Tx, payment_id: str) -> None:
+    """Take the payment's row lock first, before any refund row (R-3 lock order: payment,
+    then invoice, then customer). Without it on PostgreSQL, a confirm updating its refund row
+    and then the payment deadlocks against a same-key reserve holding the payment and waiting
+    on that refund row's unique-key entry. SQLite's BEGIN IMMEDIATE already serialises."""
+    if tx.dialect.name != "sqlite":
+        tx.run("lock_payment_row", id=payment_id)
 
 
 def insert_payment(tx: Tx, p: Payment, now: datetime) -> None:
@@ -538,6 +573,31 @@ def refund_by_gateway_id(tx: Tx, gateway: str, gateway_refund_id: str) -> Refund
     return refund_from_row(row) if row else None
 
 
+def claim_due(
+    tx: Tx,
+    now: datetime,
+    stale: datetime,
+    lease_until: datetime,
+    *,
+    batch: int,
+    payment_id: str | None = None,
+) -> list[Refund]:
+    """Claim up to ``batch`` due refunds for one recovery worker (R-2.6).
+
+    ``FOR UPDATE SKIP LOCKED`` hands concurrent workers disjoint rows on PostgreSQL (SQLite's
+    BEGIN IMMEDIATE runs claims one after another). Each claimed refund is leased: its next
+    attempt moves to ``lease_until``, so no other worker finds it due after this commit. A
+    worker that dies holding a lease leaves the refund due again when the lease runs out."""
+    times = {"now": to_db_time(now), "stale": to_db_time(stale), "batch": batch}
+    if payment_id is None:
+        rows = _dicts(tx.run("claim_due", **times))
+    else:
+        rows = _dicts(tx.run("claim_due_of_payment", pid=payment_id, **times))
+    until = to_db_time(lease_until)
+    tx.many("lease", [{"until": until, "id": r["id"]} for r in rows])
+    return [refund_from_row(r) for r in rows]
+
+
 def list_refunds(
     conn: Connection,
     *,
@@ -550,6 +610,12 @@ def list_refunds(
     if statuses is not None:
         q = q.where(refunds.c.status.in_(list(statuses)))
     return [refund_from_row(_raw_mapping(r)) for r in conn.execute(q)]
+
+
+def in_flight_with_next_attempt(conn: Connection) -> list[tuple[Refund, datetime | None]]:
+    """In-flight refunds with their scheduled next attempt (None: not scheduled yet)."""
+    q = sa.select(refunds).where(refunds.c.status.in_(IN_FLIGHT_STATUSES))
+    return [(refund_from_row(_raw_mapping(r)), r.next_attempt_at) for r in conn.execute(q)]
 
 
 _UPDATABLE = frozenset(
@@ -638,8 +704,9 @@ def add_credited(tx: Tx, payment_id: str, delta: int, held_delta: int = 0) -> No
     tx.run("add_credited", id=payment_id, delta=delta, held_delta=held_delta)
 
 
-def invoice_payments(tx: Tx, invoice_id: str) -> list[Payment]:
-    return [payment_from_row(r) for r in _dicts(tx.run("invoice_payments", inv=invoice_id))]
+def invoice_payments(tx: Tx, invoice_id: str, *, lock: bool = False) -> list[Payment]:
+    name = "lock_invoice_payments" if lock else "invoice_payments"
+    return [payment_from_row(r) for r in _dicts(tx.run(name, inv=invoice_id))]
 
 
 def stream(tx: Tx, name: str, **values: Any) -> Iterator[tuple[Any, ...]]:
@@ -768,10 +835,15 @@ def insert_journal(tx: Tx, lines: Sequence[JournalLine]) -> None:
     )
 
 
-def list_journal(conn: Connection, refund_id: str | None = None) -> list[JournalLine]:
+def list_journal(
+    conn: Connection, refund_id: str | None = None, *, since: datetime | None = None
+) -> list[JournalLine]:
+    """Journal lines in posting order: of one refund, and/or posted from ``since`` on."""
     q = sa.select(journal_lines).order_by(journal_lines.c.id)
     if refund_id is not None:
         q = q.where(journal_lines.c.refund_id == refund_id)
+    if since is not None:
+        q = q.where(journal_lines.c.posted_at >= since)
     return [
         JournalLine(
             r.journal_id,
@@ -784,3 +856,21 @@ def list_journal(conn: Connection, refund_id: str | None = None) -> list[Journal
         )
         for r in conn.execute(q)
     ]
+
+
+def payments_to_reconcile(
+    conn: Connection,
+    *,
+    payment_id: str | None = None,
+    gateway: str | None = None,
+    since: datetime | None = None,
+) -> list[Payment]:
+    """The payments reconciliation looks at: one, a gateway's, or those captured since."""
+    q = sa.select(payments).order_by(payments.c.captured_at, payments.c.id)
+    if payment_id is not None:
+        q = q.where(payments.c.id == payment_id)
+    if gateway is not None:
+        q = q.where(payments.c.gateway == gateway)
+    if since is not None:
+        q = q.where(payments.c.captured_at >= since)
+    return [payment_from_row(_raw_mapping(r)) for r in conn.execute(q)]

@@ -18,16 +18,18 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
+from ._config import CONFIG_ENV, DEFAULT_CONFIG, Config, load_config
 from ._errors import GatewayError, InvalidInput, RefundkitError, RefundNotAllowed
-from ._model import Card, Destination, RefundStatus
+from ._model import Card, Destination, RefundStatus, iso
 from ._money import Money
 from ._planner import STRATEGIES, Plan
+from ._schedule import format_schedule, parse_schedule
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -55,7 +57,6 @@ _STATUS_STYLE = {
     RefundStatus.MANUAL_REVIEW: "red",
     RefundStatus.REVERSED: "red",
 }
-_IN_FLIGHT = ("reserved", "submitted", "pending", "unknown")
 _FAILED = (
     RefundStatus.FAILED,
     RefundStatus.MANUAL_REVIEW,
@@ -179,23 +180,31 @@ class RefundkitGroup(click.Group):
 class Settings:
     """The root group's options, read by every command."""
 
-    def __init__(self, db: str, as_json: bool) -> None:
+    def __init__(self, db: str, as_json: bool, config_path: str | None = None) -> None:
         self.db = db
         self.as_json = as_json
+        self.config_path = config_path
 
 
 class Run:
     """One command's resources: the kit (opened on first use), the console, JSON output."""
 
-    def __init__(self, db: str, as_json: bool) -> None:
+    def __init__(self, db: str, as_json: bool, config_path: str | None = None) -> None:
         self.db = db
         self.as_json = as_json
+        self.config_path = config_path
         #: Only commands that write new data may create a missing store.
         self.create = False
 
     @functools.cached_property
+    def config(self) -> Config:
+        """The configuration file (--config, $REFUNDKIT_CONFIG, ./refundkit.toml), read once."""
+        return load_config(self.config_path)
+
+    @functools.cached_property
     def kit(self) -> RefundKit:
-        return open_kit(self.db, as_json=self.as_json, create=self.create)
+        gateways = self.config.section("gateways")
+        return open_kit(self.db, as_json=self.as_json, create=self.create, gateways=gateways)
 
     @functools.cached_property
     def console(self) -> Console:
@@ -232,12 +241,18 @@ def _safe_url(url: str) -> str:
         return "the --db URL"
 
 
-def open_kit(url: str, *, as_json: bool = False, create: bool = False) -> RefundKit:
+def open_kit(
+    url: str,
+    *,
+    as_json: bool = False,
+    create: bool = False,
+    gateways: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RefundKit:
     """Open the store at ``url``; a store that cannot be opened is one error line, exit 2."""
     from ._kit import RefundKit
 
     try:
-        return RefundKit.open(url, create=create)
+        return RefundKit.open(url, create=create, gateways=gateways or None)
     except RefundkitError:
         raise
     except Exception as exc:  # missing driver, unwritable path, unreachable server
@@ -265,7 +280,7 @@ def kit_command(
             settings = _settings()
             db = kwargs.pop("db", None) or settings.db
             as_json = bool(kwargs.pop("json_output")) or settings.as_json
-            run = Run(db, as_json)
+            run = Run(db, as_json, settings.config_path)
             try:
                 f(run, **kwargs)
             except RefundkitError as exc:
@@ -921,11 +936,20 @@ def report_result(run: Run, result: PlanResult) -> None:
     is_flag=True,
     help="Machine output for every command: one JSON document on stdout.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar=CONFIG_ENV,
+    show_envvar=True,
+    help=f"Configuration file (TOML; default ./{DEFAULT_CONFIG} when it exists): gateways, "
+    "webhook endpoints, dashboard users.",
+)
 @click.version_option(
     __version__, "--version", prog_name="refundkit", message="%(prog)s %(version)s"
 )
 @click.pass_context
-def cli(ctx: click.Context, db: str, json_output: bool) -> None:
+def cli(ctx: click.Context, db: str, json_output: bool, config_path: str | None) -> None:
     """refundkit: give money back correctly.
 
     Quote what may go back to the card of a payment and why not more, refund it exactly once
@@ -938,7 +962,7 @@ def cli(ctx: click.Context, db: str, json_output: bool) -> None:
     the maximum, gateway decline); 1 anything else. Errors are one line on stderr; with
     --json also {"error": {"code": ..., "message": ...}} on stdout.
     """
-    ctx.obj = Settings(db, json_output)
+    ctx.obj = Settings(db, json_output, config_path)
 
 
 @kit_command(cli, "demo", store=False)
@@ -1290,20 +1314,45 @@ def refunds_command(run: Run, payment_id: str | None, status: str | None) -> Non
     is_flag=True,
     help="Look up every in-flight refund now, not only those due on the schedule.",
 )
-def recover_command(run: Run, payment_id: str | None, force: bool) -> None:
+@click.option(
+    "--schedule",
+    metavar="WAITS",
+    help="Waits before each attempt, e.g. 15s,1m,3m,1h,1d*5 (the default); after the last "
+    "one a refund goes to manual review.",
+)
+def recover_command(run: Run, payment_id: str | None, force: bool, schedule: str | None) -> None:
     """Settle refunds whose outcome is not known yet, by looking them up at their gateway.
 
-    Prints what was resolved, what is still unknown, and what was sent to manual review
-    (after the last retry of the schedule). Never re-sends a refund blindly.
+    Prints what was resolved, what is still unknown, what was sent to manual review (after
+    the last attempt of the schedule) and when each refund still in flight is due next.
+    Never re-sends a refund blindly. Run it from cron or several workers at once: each due
+    refund is claimed by one worker, so it gets one lookup per attempt.
     """
+    steps = parse_schedule(schedule) if schedule is not None else None
+    if steps is not None:
+        run.kit.retry_schedule = steps
     if payment_id is not None:
         run.kit.payment(payment_id)
     report = run.kit.recover(payment_id, force=force)
-    waiting = [r for s in _IN_FLIGHT for r in run.kit.refunds(payment_id, status=s)]
+    due = [(r, at) for r, at in run.kit.recovery_due() if payment_id in (None, r.payment_id)]
+    waiting = [r for r, _ in due]
     if run.as_json:
-        run.emit({**report.to_dict(), "in_flight": [r.to_dict() for r in waiting]})
+        run.emit(
+            {
+                **report.to_dict(),
+                "in_flight": [r.to_dict() for r in waiting],
+                "schedule": format_schedule(run.kit.retry_schedule),
+                "next_due": [{"refund_id": r.id, "at": iso(at)} for r, at in due],
+            }
+        )
         return
     _print_recovery(run.console, report, waiting, force=force)
+    if due:
+        refund, at = due[0]
+        run.console.print(
+            f"Next due: {refund.id} at {_when(at)} UTC "
+            f"(schedule {format_schedule(run.kit.retry_schedule)})."
+        )
 
 
 def _print_recovery(
@@ -1326,18 +1375,91 @@ def _print_recovery(
         console.print(f"{len(rest)} refund(s) still in flight, not due yet{hint}.")
 
 
+@kit_command(cli, "reconcile")
+@click.option("--payment", "payment_id", metavar="ID", help="Only this payment.")
+@click.option("--gateway", metavar="NAME", help="Only payments taken through this gateway.")
+@click.option(
+    "--since",
+    metavar="DATE",
+    help="Only payments captured at or after this ISO date or time (UTC unless it says).",
+)
+def reconcile_command(
+    run: Run, payment_id: str | None, gateway: str | None, since: str | None
+) -> None:
+    """Compare refunds at the gateways with the local record and report the drift.
+
+    Refunds made in a gateway's dashboard are imported (counted against the cap, journaled,
+    announced as refund.external); amount or currency mismatches go to manual review; local
+    refunds the gateway does not know are flagged. Running it again imports nothing twice.
+    """
+    report = run.kit.reconcile(payment_id, gateway=gateway, since=_parse_since(since))
+    if run.as_json:
+        run.emit(report.to_dict())
+        return
+    if report.clean:
+        run.console.print(
+            f"No drift: {report.payments_checked} payment(s) agree with their gateway."
+        )
+        return
+    rows: list[list[str | Text]] = [
+        [
+            f.action,
+            f.code,
+            f.payment_id,
+            f.refund_id or "—",
+            f.gateway_refund_id or "—",
+            f.amount.format() if f.amount else "—",
+            f.message,
+        ]
+        for f in report.findings
+    ]
+    columns = [
+        ("action", "short"),
+        ("code", "id"),
+        ("payment", "id"),
+        ("refund", "id"),
+        ("gateway refund", "id"),
+        ("amount", "amount"),
+        ("what", "text"),
+    ]
+    title = f"Drift in {report.payments_checked} payment(s) checked"
+    run.console.print(make_table(columns, rows, title=title))
+
+
+def _parse_since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"--since must be an ISO date or time such as 2026-11-01, not {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @kit_command(cli, "events")
 @click.option(
     "--after", metavar="EVT_ID", help="Only events after this event id (or sequence number)."
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N events.")
 @click.option("--refund", "refund_id", metavar="ID", help="Only events of this refund.")
-def events_command(run: Run, after: str | None, limit: int | None, refund_id: str | None) -> None:
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="List dead-lettered webhook deliveries instead (retry with `deliver --retry`).",
+)
+def events_command(
+    run: Run, after: str | None, limit: int | None, refund_id: str | None, failed: bool
+) -> None:
     """List the event outbox, oldest first (charge.refunded, refund.pending, ...).
 
     Each event carries the refund, its payment, the customer and the masked card. Consumers
-    dedupe by the event id.
+    dedupe by the event id. With --failed: the webhook deliveries that gave up.
     """
+    if failed:
+        show_failed_deliveries(run)
+        return
     cursor: str | int | None = after
     if after is not None and after.isascii() and after.isdigit():
         cursor = int(after)
@@ -1353,14 +1475,38 @@ def events_command(run: Run, after: str | None, limit: int | None, refund_id: st
 
 @kit_command(cli, "journal")
 @click.option("--refund", "refund_id", metavar="ID", help="Only the entries of this refund.")
-def journal_command(run: Run, refund_id: str | None) -> None:
+@click.option(
+    "--since", metavar="WHEN", help="Only lines posted from WHEN (2026-11-01 or an ISO time)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="Export as CSV or JSON Lines (one line per journal line, stable line ids).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Trial balance: debits equal credits per currency, every refund journaled; exit 1 if not.",
+)
+def journal_command(
+    run: Run, refund_id: str | None, since: str | None, fmt: str, check: bool
+) -> None:
     """Show the accounting journal: debits and credits per refund, with totals.
 
     An invoice refund debits `refunds`; a customer-balance refund debits
     `customer_balance:<customer>`; both credit `gateway_clearing:<gateway>`.
     """
+    if check:
+        show_trial_balance(run)
+        return
     if refund_id is not None:
         run.kit.get_refund(refund_id)
+    if since is not None or fmt != "table":
+        export_journal(run, refund_id, since, fmt)
+        return
     lines = run.kit.journal(refund_id)
     if run.as_json:
         totals = journal_totals(lines)
@@ -1377,6 +1523,133 @@ def journal_command(run: Run, refund_id: str | None) -> None:
     if lines:
         run.console.print(journal_table(lines))
     run.console.print(balance_sentence(lines))
+
+
+def export_journal(run: Run, refund_id: str | None, since: str | None, fmt: str) -> None:
+    from ._accounting import parse_since, write_export
+
+    start = parse_since(since) if since is not None else None
+    lines = run.kit.journal(refund_id, since=start)
+    if fmt == "table":
+        if run.as_json:
+            run.emit({"lines": [line.to_dict() for line in lines]})
+        elif lines:
+            run.console.print(journal_table(lines))
+        else:
+            run.console.print("No journal lines.")
+        return
+    write_export(lines, sys.stdout, fmt)
+
+
+def show_trial_balance(run: Run) -> None:
+    report = run.kit.trial_balance()
+    if run.as_json:
+        run.emit(report.to_dict())
+    else:
+        for cur, (debit, credit) in sorted(report.totals.items()):
+            verdict = "balanced" if debit == credit else "NOT balanced"
+            run.console.print(
+                f"{cur}: debits {debit.format()}, credits {credit.format()}: {verdict}"
+            )
+        for journal_id in report.unbalanced_journals:
+            run.console.print(f"journal {journal_id} does not balance")
+        for m in report.missing:
+            run.console.print(f"refund {m.refund_id} is {m.status} but has no {m.kind} journal")
+        for journal_id, status in report.unexpected:
+            run.console.print(f"journal {journal_id} belongs to a refund that is {status}")
+        if report.ok:
+            run.console.print("The journal balances and every refund has its journal.")
+    if not report.ok:
+        if run.as_json:  # the report is the one JSON document; the exit code says it failed
+            raise click.exceptions.Exit(1)
+        raise run.fail("journal_check_failed", "the journal check found problems", exit_code=1)
+
+
+def show_failed_deliveries(run: Run) -> None:
+    failed = run.kit.webhook_deliveries("failed")
+    if run.as_json:
+        run.emit({"failed": [d.to_dict() for d in failed]})
+        return
+    if not failed:
+        run.console.print("No failed webhook deliveries.")
+        return
+    rows: list[list[str | Text]] = [
+        [
+            d.event_id,
+            d.refund_id or "—",
+            d.endpoint,
+            str(d.attempts),
+            d.last_error or "—",
+            _when(d.last_attempt_at) if d.last_attempt_at else "—",
+        ]
+        for d in failed
+    ]
+    columns = [
+        ("event", "id"),
+        ("refund", "id"),
+        ("endpoint", "text"),
+        ("attempts", "amount"),
+        ("last error", "text"),
+        ("last attempt (UTC)", "text"),
+    ]
+    run.console.print(make_table(columns, rows, title="Dead-lettered webhook deliveries"))
+    run.console.print("Retry one with: refundkit deliver --retry EVENT_ID")
+
+
+@kit_command(cli, "deliver")
+@click.option("--forever", is_flag=True, help="Keep delivering until Ctrl-C.")
+@click.option(
+    "--retry", "retry_id", metavar="EVENT_ID", help="Send a dead-lettered event again first."
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --forever: the pause between passes.",
+)
+def deliver_command(run: Run, forever: bool, retry_id: str | None, interval: float) -> None:
+    """Send outbox events to the webhook endpoints of the configuration file, signed.
+
+    At least once, in order per refund; failed attempts are retried with backoff for three
+    days, then dead-lettered (`refundkit events --failed`).
+    """
+    from ._delivery import DeliveryReport, endpoints_from_config, run_forever
+
+    endpoints = endpoints_from_config(run.config.section("webhooks"))
+    if not endpoints:
+        raise run.fail(
+            "no_webhook_endpoints",
+            "no webhook endpoints: add [[webhooks.endpoints]] (url, secret) to the "
+            "configuration file",
+        )
+    if retry_id is not None:
+        requeued = run.kit.retry_event(retry_id)
+        if not requeued:
+            raise run.fail("nothing_to_retry", f"event {retry_id} has no failed delivery")
+
+    def say(report: DeliveryReport) -> None:
+        if run.as_json:
+            click.echo(json.dumps(report.to_dict()))
+        else:
+            run.console.print(
+                f"Delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
+                f"dead-lettered {len(report.dead_lettered)}."
+            )
+
+    if forever:
+        made = run_forever(
+            lambda: run.kit.deliver_events(endpoints), interval=interval, on_report=say
+        )
+        if not run.as_json:
+            run.console.print(f"Stopped after {made} attempt(s).")
+        return
+    report = run.kit.deliver_events(endpoints)
+    if run.as_json:
+        run.emit(report.to_dict())
+    else:
+        say(report)
 
 
 @kit_command(cli, "balance")
@@ -1678,6 +1951,60 @@ def refund_balance_command(
         customer_id, money, strategy=strategy.lower(), reason=reason, actor=actor
     )
     report_result(run, result)
+
+
+# --- the dashboard (refundkit.dashboard is imported only by these commands) --------------------
+
+
+@kit_command(cli, "serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--demo", is_flag=True, help="Serve a fresh demo store with demo users (printed at start)."
+)
+def serve_command(run: Run, host: str, port: int, demo: bool) -> None:
+    """Serve the admin dashboard (docs/dashboard.md) over the store.
+
+    Users, roles, the session key and the support refund limit come from the [dashboard] table
+    of the configuration file. With --demo: a fresh demo store and demo users instead.
+    """
+    from .dashboard import _serve, create_app, settings_from_config
+
+    if demo:
+        d = _serve.open_demo()
+        kit, settings = d.kit, d.settings
+        for line in _serve.demo_banner(d, f"http://{host}:{port}/"):
+            click.echo(line)
+    else:
+        settings = settings_from_config(run.config.section("dashboard"))
+        kit = run.kit
+    try:
+        _serve.run_server(create_app(kit, settings), host, port, click.echo)
+    finally:
+        kit.close()
+
+
+@cli.group("dashboard")
+def dashboard_group() -> None:
+    """Dashboard helpers (see `refundkit serve`)."""
+
+
+@kit_command(dashboard_group, "hash-password", store=False)
+def hash_password_command(run: Run) -> None:
+    """Print an argon2 hash for a [[dashboard.users]] password_hash. The password is asked
+    for at a prompt (never an argument, so it stays out of shell history)."""
+    from .dashboard import hash_password
+
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise run.fail("weak_password", "a dashboard password needs at least 8 characters")
+    hashed = hash_password(password)
+    if run.as_json:
+        run.emit({"password_hash": hashed})
+    else:
+        click.echo(hashed)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -55,7 +55,7 @@ def refundkit_policy_rules() -> Sequence[PolicyRule]:
 @hookspec
 def refundkit_on_event(event: dict[str, Any]) -> None:
     """Receive every event (``charge.refunded``, ``refund.pending``, ``refund.failed``,
-    ``refund.reversed``) after the transaction that wrote it committed.
+    ``refund.reversed``, ``refund.external``) after the transaction that wrote it committed.
 
     Delivery is at least once: dedupe by ``event["id"]``. An exception raised here is logged
     and the event is offered again on the next dispatch; it never undoes the refund.

@@ -48,6 +48,7 @@ from .._gateway import (
     Capabilities,
     Gateway,
     GatewayPayment,
+    GatewayRefund,
     GatewayRefundRequest,
     GatewayRefundResult,
     GatewayRefundStatus,
@@ -195,7 +196,8 @@ class SandboxGateway(Gateway):
     """An offline gateway that behaves like a remote one, with scripted faults.
 
     Test and demo controls: ``script``, ``settle_pending``, ``reverse``, ``set_disputed``,
-    ``set_settled``, ``refunds`` and ``refund_count``. All state lives in the SQLite file at
+    ``set_settled``, ``refunds``, ``refund_count``, and for drift ``dashboard_refund``,
+    ``forget_refund`` and ``amend_refund``. All state lives in the SQLite file at
     ``config["path"]``; every write is one ``BEGIN IMMEDIATE`` transaction, so any number of
     processes may share it.
     """
@@ -505,6 +507,25 @@ class SandboxGateway(Gateway):
             ).fetchone()
         return None if row is None else _result(row)
 
+    def list_refunds(self, gateway_payment_id: str) -> list[GatewayRefund] | None:
+        """Every refund made on the charge (stored declines are not refunds), oldest first.
+
+        A refund made in the sandbox's "dashboard" (``dashboard_refund``) carries no refund id.
+        """
+        with self._read() as db:
+            if db.execute("SELECT 1 FROM charges WHERE id = ?", (gateway_payment_id,)).fetchone():
+                rows = db.execute(
+                    "SELECT * FROM refunds WHERE charge_id = ? AND declined = 0 ORDER BY seq",
+                    (gateway_payment_id,),
+                ).fetchall()
+            else:
+                rows = None
+        if rows is None:
+            raise GatewayPaymentNotFound(
+                f"sandbox has no charge {gateway_payment_id!r}", gateway_code="resource_missing"
+            )
+        return [_listed(row) for row in rows]
+
     # --- test and demo controls ----------------------------------------------------------
 
     def script(self, *outcomes: str, charge: str | None = None) -> None:
@@ -524,6 +545,62 @@ class SandboxGateway(Gateway):
             db.executemany(
                 "INSERT INTO scripts (charge_id, outcome) VALUES (?, ?)",
                 [(charge, outcome) for outcome in outcomes],
+            )
+
+    def dashboard_refund(
+        self, charge_id: str, amount: Money, *, status: GatewayRefundStatus = "succeeded"
+    ) -> str:
+        """Refund ``amount`` of a charge as a person would in the gateway's dashboard.
+
+        Not through the kit: the refund carries no refundkit id, and only reconciliation
+        (``kit.reconcile``) tells the kit about it. The charge's cap still applies. Returns the
+        new gateway refund id.
+        """
+        if status not in ("succeeded", "pending"):
+            raise InvalidInput("a dashboard refund is 'succeeded' or 'pending'")
+        gateway_refund_id = "sbx_re_" + secrets.token_hex(12)
+        request = GatewayRefundRequest(
+            refund_id="",
+            payment_id="",
+            gateway_payment_id=charge_id,
+            amount=amount,
+            idempotency_key="dashboard-" + gateway_refund_id,
+        )
+        with self._write() as db:
+            refusal = self._check(db, request)
+            if refusal is not None:
+                raise refusal
+            now_us = _micros(self._now())
+            db.execute(
+                f"INSERT INTO refunds ({_REFUND_COLUMNS})"
+                " VALUES (?, '', ?, ?, ?, ?, ?, ?, NULL, NULL, 0, 0, ?, ?)",
+                (
+                    gateway_refund_id,
+                    request.idempotency_key,
+                    charge_id,
+                    amount.amount,
+                    amount.currency,
+                    status,
+                    "succeeded" if status == "pending" else None,
+                    now_us,
+                    now_us,
+                ),
+            )
+        return gateway_refund_id
+
+    def forget_refund(self, gateway_refund_id: str) -> None:
+        """Drop a refund from the sandbox's books: drift of the other kind, for tests."""
+        with self._write() as db:
+            self._existing_refund(db, gateway_refund_id)
+            db.execute("DELETE FROM refunds WHERE gateway_refund_id = ?", (gateway_refund_id,))
+
+    def amend_refund(self, gateway_refund_id: str, amount: Money) -> None:
+        """Change what the sandbox says a refund was (an amount or currency drift, for tests)."""
+        with self._write() as db:
+            self._existing_refund(db, gateway_refund_id)
+            db.execute(
+                "UPDATE refunds SET amount = ?, currency = ? WHERE gateway_refund_id = ?",
+                (amount.amount, amount.currency, gateway_refund_id),
             )
 
     def settle_pending(
@@ -693,6 +770,16 @@ def _payment(row: sqlite3.Row) -> GatewayPayment:
         disputed=bool(row["disputed"]),
         settled=bool(row["settled"]),
         captured_at=None if captured is None else _EPOCH + captured * _MICROSECOND,
+    )
+
+
+def _listed(row: sqlite3.Row) -> GatewayRefund:
+    return GatewayRefund(
+        gateway_refund_id=row["gateway_refund_id"],
+        amount=Money(row["amount"], row["currency"]),
+        status=_status(row["status"]),
+        refund_id=row["refund_id"] or None,
+        created_at=_EPOCH + row["created_at_us"] * _MICROSECOND,
     )
 
 

@@ -6,7 +6,9 @@ plugin's test dependencies must include); ``import refundkit`` never imports thi
 Plugin authors subclass ``GatewayConformance`` and give it a ``harness`` fixture returning a
 ``ConformanceHarness`` for their gateway; ``refundkit.testing.conformance`` explains how.
 ``SandboxHarness`` is the built-in sandbox gateway's harness, ``find_pans`` finds card numbers
-in text (for tests proving card data never leaks).
+in text (for tests proving card data never leaks). ``refundkit.testing.inbound`` holds the
+inbound-webhook checks through the ASGI app (it imports httpx and Starlette, so it is imported
+on its own).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import pytest
 
 # Before the imports below, so the suite's asserts report the values they compared.
-pytest.register_assert_rewrite("refundkit.testing.conformance", "refundkit.testing._sandbox")
+pytest.register_assert_rewrite(
+    "refundkit.testing.conformance", "refundkit.testing._sandbox", "refundkit.testing.inbound"
+)
 
 from .._pans import find_pans, luhn_valid  # noqa: E402
 from ._sandbox import SandboxHarness  # noqa: E402

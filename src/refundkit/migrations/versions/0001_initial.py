@@ -180,8 +180,9 @@ def downgrade() -> None:
         "journal_lines",
         "events",
         "balance_movements",
-        "balance_lots",
+        # refunds.lot_id refers to balance_lots: PostgreSQL refuses to drop the lots first.
         "refunds",
+        "balance_lots",
         "payments",
     ):
         op.drop_table(table)
