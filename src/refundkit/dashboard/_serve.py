@@ -1,0 +1,73 @@
+"""``refundkit serve``: the dashboard under uvicorn, on a configured store or a fresh demo one."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from .._money import Money
+from ._settings import DashboardSettings, User, hash_password
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from .._kit import RefundKit
+
+#: The demo's users: (name, role, password). Printed at start; only for the demo store.
+DEMO_USERS: Final = (
+    ("admin", "billing_admin", "admin-demo"),
+    ("support", "support", "support-demo"),
+    ("viewer", "viewer", "viewer-demo"),
+)
+DEMO_SUPPORT_LIMIT: Final = Money.parse("20.00", "USD")
+
+
+@attrs.frozen
+class Demo:
+    kit: RefundKit
+    settings: DashboardSettings
+    db_url: str
+
+
+def demo_settings() -> DashboardSettings:
+    users = {name: User(name, role, hash_password(pw)) for name, role, pw in DEMO_USERS}
+    return DashboardSettings(
+        secret_key=secrets.token_urlsafe(48),
+        users=users,
+        support_limits={"USD": DEMO_SUPPORT_LIMIT},
+    )
+
+
+def open_demo(directory: Path | None = None) -> Demo:
+    """A fresh demo store (``refundkit demo``'s payments and refunds) and its demo users."""
+    from rich.console import Console
+
+    from .. import _demo
+    from .._kit import RefundKit
+
+    path = directory or Path(tempfile.mkdtemp(prefix="refundkit-dashboard-demo-"))
+    url = f"sqlite:///{path / 'refundkit.db'}"
+    kit = RefundKit.open(url)
+    _demo.run_demo(kit, Console(quiet=True), db_url=url, directory=str(path))
+    return Demo(kit, demo_settings(), url)
+
+
+def demo_banner(demo: Demo, url: str) -> list[str]:
+    lines = [f"refundkit dashboard on a fresh demo store ({demo.db_url})", f"Open {url}", ""]
+    lines.append("Demo users (name / password / role):")
+    for name, role, password in DEMO_USERS:
+        lines.append(f"  {name:<8} {password:<13} {role}")
+    lines.append(f"support refunds up to {DEMO_SUPPORT_LIMIT} without approval.")
+    return lines
+
+
+def run_server(app: Starlette, host: str, port: int, echo: Callable[[str], None]) -> None:
+    import uvicorn
+
+    echo(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

@@ -1,0 +1,124 @@
+"""The dashboard's ``[dashboard]`` configuration: session key, users and roles, refund limits.
+
+::
+
+    [dashboard]
+    secret_key = "env:REFUNDKIT_DASHBOARD_SECRET"   # signs the session cookie
+    support_refund_limit = { USD = "100.00", EUR = "90.00" }   # or "100.00 USD"
+
+    [[dashboard.users]]
+    name = "alice"
+    role = "support"              # viewer | support | billing_admin
+    password_hash = "$argon2id$..."   # refundkit dashboard hash-password
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from .._errors import ConfigurationError, RefundkitError
+from .._money import Money
+
+ROLES: Final = ("viewer", "support", "billing_admin")
+#: Who may refund at all; a billing admin has no limit of the dashboard's own.
+REFUNDERS: Final = ("support", "billing_admin")
+#: Who may approve or reject another person's refund.
+APPROVERS: Final = ("billing_admin",)
+_MIN_SECRET: Final = 32
+
+
+@attrs.frozen
+class User:
+    name: str
+    role: str
+    password_hash: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class DashboardSettings:
+    secret_key: str = attrs.field(repr=False)
+    users: Mapping[str, User]
+    #: The most a support user refunds without approval, per currency; a currency not listed
+    #: always needs approval.
+    support_limits: Mapping[str, Money] = attrs.field(factory=dict)
+
+    def refund_limit(self, role: str, currency: str) -> Money | None:
+        """The most ``role`` refunds without approval (None: no limit of the dashboard's)."""
+        if role == "billing_admin":
+            return None
+        if role == "support":
+            return self.support_limits.get(currency, Money.zero(currency))
+        return Money.zero(currency)
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash for ``[[dashboard.users]] password_hash``."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(password)
+
+
+def settings_from_config(section: Mapping[str, Any]) -> DashboardSettings:
+    """Read ``[dashboard]`` (``env:`` references already resolved); refuse what cannot work."""
+    where = "[dashboard]"
+    secret = section.get("secret_key")
+    if not isinstance(secret, str) or len(secret) < _MIN_SECRET:
+        raise ConfigurationError(
+            f"{where} secret_key must be a string of at least {_MIN_SECRET} characters "
+            '(e.g. "env:REFUNDKIT_DASHBOARD_SECRET")'
+        )
+    users: dict[str, User] = {}
+    raw_users = section.get("users", [])
+    if not isinstance(raw_users, list) or not raw_users:
+        raise ConfigurationError(f"{where} needs at least one [[dashboard.users]] entry")
+    for i, raw in enumerate(raw_users):
+        user = _user(raw, f"dashboard.users[{i}]")
+        if user.name in users:
+            raise ConfigurationError(f"dashboard.users: {user.name!r} is listed twice")
+        users[user.name] = user
+    limits = _limits(section.get("support_refund_limit"))
+    return DashboardSettings(secret_key=secret, users=users, support_limits=limits)
+
+
+def _user(raw: Any, where: str) -> User:
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"{where} must be a table with name, role and password_hash")
+    name, role, pw_hash = raw.get("name"), raw.get("role"), raw.get("password_hash")
+    if not isinstance(name, str) or not name.strip() or len(name) > 64:
+        raise ConfigurationError(f"{where}.name must be a non-empty string of at most 64")
+    if role not in ROLES:
+        raise ConfigurationError(f"{where}.role must be one of {', '.join(ROLES)}")
+    if not isinstance(pw_hash, str) or not pw_hash.startswith("$argon2"):
+        raise ConfigurationError(
+            f"{where}.password_hash must be an argon2 hash (refundkit dashboard hash-password)"
+        )
+    return User(name, role, pw_hash)
+
+
+def _limits(raw: Any) -> dict[str, Money]:
+    """``"100.00 USD"`` or ``{USD = "100.00"}``: amounts as decimal strings, never floats."""
+    where = "[dashboard] support_refund_limit"
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        amount, _, currency = raw.strip().partition(" ")
+        pairs = [(currency.strip(), amount)]
+    elif isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    else:
+        raise ConfigurationError(f'{where} must be "100.00 USD" or a table {{USD = "100.00"}}')
+    out: dict[str, Money] = {}
+    for currency, amount in pairs:
+        if not isinstance(amount, str):
+            raise ConfigurationError(f'{where}: write amounts as strings, e.g. "100.00"')
+        try:
+            money = Money.parse(amount, str(currency).upper())
+        except RefundkitError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
+        if money.amount < 0:
+            raise ConfigurationError(f"{where}: a limit cannot be negative")
+        out[money.currency] = money
+    return out

@@ -1,0 +1,645 @@
+"""The dashboard's routes through Starlette's TestClient: sign-in, CSRF, roles, the quote's
+sentences, refunds, approvals (four eyes) and the balance planner. The browser tests
+(test_dashboard_browser.py) walk the same flows in Chromium."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for the httpx2 fork in its TestClient; httpx works the same here.
+    warnings.filterwarnings("ignore", message=".*install `httpx2`", category=UserWarning)
+    from starlette.testclient import TestClient
+
+from refundkit import Money, RefundKit
+from refundkit._approvals import Approvals
+from refundkit._errors import (
+    ApprovalRefused,
+    ConfigurationError,
+    InsufficientRefundableBalance,
+)
+from refundkit.dashboard import create_app, settings_from_config
+
+from ._dashboard import (
+    BALANCE_PAYMENT,
+    CUSTOMER,
+    INVOICE_PAYMENT,
+    USERS,
+    csrf_of,
+    seed,
+    settings,
+)
+
+
+def usd(text: str) -> Money:
+    return Money.parse(text, "USD")
+
+
+@pytest.fixture
+def seeded(kit: RefundKit) -> RefundKit:
+    seed(kit)
+    return kit
+
+
+@pytest.fixture
+def client(seeded: RefundKit) -> Iterator[TestClient]:
+    with TestClient(create_app(seeded, settings()), follow_redirects=False) as c:
+        yield c
+
+
+def sign_in(client: TestClient, name: str) -> str:
+    """Sign in as ``name``; returns the session's CSRF token."""
+    token = csrf_of(client.get("/login").text)
+    r = client.post("/login", data={"name": name, "password": USERS[name][1], "csrf": token})
+    assert r.status_code == 303, r.text
+    return csrf_of(client.get("/payments").text)
+
+
+def refund_form(client: TestClient, payment_id: str, **data: str) -> dict[str, str]:
+    page = client.get(f"/payments/{payment_id}").text
+    key = page.split('name="key" value="', 1)[1].split('"', 1)[0]
+    return {"csrf": csrf_of(page), "key": key, "reason": "requested_by_customer", **data}
+
+
+# --- sign-in and sessions ---------------------------------------------------------------------
+
+
+def test_pages_need_sign_in(client: TestClient) -> None:
+    r = client.get(f"/payments/{INVOICE_PAYMENT}")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize(("name", "password"), [("ann", "wrong"), ("nobody", "ann-password-1")])
+def test_wrong_name_or_password_is_refused_alike(
+    client: TestClient, name: str, password: str
+) -> None:
+    token = csrf_of(client.get("/login").text)
+    r = client.post("/login", data={"name": name, "password": password, "csrf": token})
+    assert r.status_code == 400
+    assert "Wrong name or password." in r.text
+    assert client.get("/payments").status_code == 303
+
+
+def test_session_cookie_is_signed_httponly_and_samesite_lax(client: TestClient) -> None:
+    token = csrf_of(client.get("/login").text)
+    r = client.post("/login", data={"name": "ann", "password": USERS["ann"][1], "csrf": token})
+    cookie = r.headers["set-cookie"].lower()
+    assert "refundkit_session=" in cookie
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert USERS["ann"][1] not in r.headers["set-cookie"]
+
+
+def test_sign_in_gives_a_new_csrf_token_and_logout_ends_the_session(client: TestClient) -> None:
+    before = csrf_of(client.get("/login").text)
+    after = sign_in(client, "ann")
+    assert after != before
+    assert client.post("/logout", data={"csrf": after}).status_code == 303
+    assert client.get("/payments").status_code == 303
+
+
+def test_pages_forbid_framing_and_scripts(client: TestClient) -> None:
+    r = client.get("/login")
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert "<script" not in r.text
+
+
+# --- CSRF -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_a_form_without_its_csrf_token_is_refused_and_writes_nothing(
+    client: TestClient, seeded: RefundKit, token: str | None
+) -> None:
+    sign_in(client, "ann")
+    data = refund_form(client, INVOICE_PAYMENT, amount="10.00")
+    if token is None:
+        del data["csrf"]
+    else:
+        data["csrf"] = token
+    r = client.post(f"/payments/{INVOICE_PAYMENT}/refund", data=data)
+    assert r.status_code == 403
+    assert "expired or was not sent by this dashboard" in r.text
+    assert seeded.refunds() == []
+
+
+def test_sign_in_itself_needs_the_csrf_token(client: TestClient) -> None:
+    client.get("/login")
+    r = client.post("/login", data={"name": "ann", "password": USERS["ann"][1]})
+    assert r.status_code == 403
+    assert client.get("/payments").status_code == 303
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+def test_payments_list_shows_amount_destination_and_card(client: TestClient) -> None:
+    sign_in(client, "vic")
+    html = client.get("/payments").text
+    assert "mastercard •••• 4444" in html
+    assert "customer balance" in html
+    assert "invoice inv_1001" in html
+    assert "120.00 USD" in html
+    # Refundable is the quote's maximum: 15.00 of the 50.00 top-up was spent.
+    row = html.split(f'href="/payments/{BALANCE_PAYMENT}"', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="num">35.00 USD</td>' in row
+    assert "50.00 USD" in row
+
+
+@pytest.mark.parametrize("q", ["sbx_ch_bal", "pay_bal", "CUS_ADA"])
+def test_payments_search_by_gateway_id_payment_id_or_customer(client: TestClient, q: str) -> None:
+    sign_in(client, "vic")
+    html = client.get("/payments", params={"q": q}).text
+    assert f'href="/payments/{BALANCE_PAYMENT}"' in html
+    if q != "CUS_ADA":
+        assert f'href="/payments/{INVOICE_PAYMENT}"' not in html
+
+
+@pytest.mark.parametrize("payment_id", [INVOICE_PAYMENT, BALANCE_PAYMENT])
+def test_payment_page_shows_every_limit_sentence_and_the_default_amount(
+    client: TestClient, seeded: RefundKit, payment_id: str
+) -> None:
+    """Invoice and customer-balance payments get the same Refund button logic."""
+    sign_in(client, "sam")
+    quote = seeded.quote(payment_id)
+    html = client.get(f"/payments/{payment_id}").text
+    assert quote.refundable
+    assert f'Refundable: up to <strong id="max-amount">{quote.max_amount}</strong>' in html
+    for limit in quote.limits:
+        assert str(escape(limit.message)) in html
+    assert f'name="amount" value="{quote.default_amount.decimal_str()}"' in html
+    assert ">Refund</button>" in html
+
+
+def test_balance_payment_quote_names_the_spent_balance(client: TestClient) -> None:
+    sign_in(client, "vic")
+    html = client.get(f"/payments/{BALANCE_PAYMENT}").text
+    assert 'data-code="customer_balance"' in html
+    assert "inv_1003" in html
+
+
+def test_viewer_sees_no_refund_button_and_cannot_post_one(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    token = sign_in(client, "vic")
+    html = client.get(f"/payments/{INVOICE_PAYMENT}").text
+    assert ">Refund</button>" not in html
+    assert "Your role (viewer) cannot refund." in html
+    r = client.post(
+        f"/payments/{INVOICE_PAYMENT}/refund",
+        data={"csrf": token, "amount": "1.00", "reason": "x"},
+    )
+    assert r.status_code == 403
+    assert seeded.refunds() == []
+
+
+def test_partial_refund_shows_its_status_and_the_new_quote(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    sign_in(client, "sam")
+    data = refund_form(client, BALANCE_PAYMENT, amount="10.00")
+    r = client.post(f"/payments/{BALANCE_PAYMENT}/refund", data=data)
+    assert r.status_code == 303
+    html = client.get(f"/payments/{BALANCE_PAYMENT}").text
+    [refund] = seeded.refunds(BALANCE_PAYMENT)
+    assert refund.status.value == "succeeded"
+    assert refund.actor == "sam"
+    assert "Refund of 10.00 USD went back to the card." in html
+    assert str(refund.gateway_refund_id) in html
+    assert 'Refundable: up to <strong id="max-amount">25.00 USD</strong>' in html
+    assert "refund.succeeded" in html or "charge.refunded" in html  # the events table
+    assert "customer_balance:" in html  # the journal
+
+
+def test_resubmitting_the_same_form_refunds_once(client: TestClient, seeded: RefundKit) -> None:
+    """R-1.1: the form's idempotency key makes a double submit one refund."""
+    sign_in(client, "ann")
+    data = refund_form(client, INVOICE_PAYMENT, amount="30.00")
+    for _ in range(2):
+        assert client.post(f"/payments/{INVOICE_PAYMENT}/refund", data=data).status_code == 303
+    assert [r.amount for r in seeded.refunds(INVOICE_PAYMENT)] == [usd("30.00")]
+
+
+def test_more_than_the_maximum_is_refused_with_the_limits_sentence(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    """R-3.1: never above the cap; the refusal names the limit that binds."""
+    sign_in(client, "ann")
+    limit = next(lim for lim in seeded.quote(BALANCE_PAYMENT).limits if lim.amount == usd("35"))
+    data = refund_form(client, BALANCE_PAYMENT, amount="40.00")
+    r = client.post(f"/payments/{BALANCE_PAYMENT}/refund", data=data)
+    assert r.status_code == 400
+    assert "40.00 USD is more than the 35.00 USD that may be refunded." in r.text
+    assert str(escape(limit.message)) in r.text
+    assert 'name="amount" value="40.00"' in r.text  # the form keeps what was typed
+    assert seeded.refunds() == []
+
+
+@pytest.mark.parametrize("amount", ["1.5.0", "-3.00", "0.001", "1e3", ""])
+def test_bad_amounts_are_refused_without_writing(
+    client: TestClient, seeded: RefundKit, amount: str
+) -> None:
+    sign_in(client, "ann")
+    r = client.post(
+        f"/payments/{INVOICE_PAYMENT}/refund",
+        data=refund_form(client, INVOICE_PAYMENT, amount=amount),
+    )
+    assert r.status_code == 400
+    assert 'class="error"' in r.text
+    assert seeded.refunds() == []
+
+
+def test_unknown_payment_is_a_404(client: TestClient) -> None:
+    sign_in(client, "vic")
+    r = client.get("/payments/pay_nope")
+    assert r.status_code == 404
+    assert "no payment" in r.text
+
+
+# --- approvals --------------------------------------------------------------------------------
+
+
+def ask_for_approval(client: TestClient, amount: str = "30.00") -> None:
+    sign_in(client, "sam")
+    data = refund_form(client, INVOICE_PAYMENT, amount=amount)
+    r = client.post(f"/payments/{INVOICE_PAYMENT}/refund", data=data)
+    assert r.status_code == 303
+    html = client.get(f"/payments/{INVOICE_PAYMENT}").text
+    assert f"{amount} USD awaits approval (asked by sam); it is not held" in html
+
+
+def pending_id(kit: RefundKit) -> str:
+    [approval] = Approvals(kit).find(status="pending")
+    return approval.id
+
+
+def test_support_refund_above_the_limit_waits_for_approval(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    ask_for_approval(client)
+    assert seeded.refunds() == []
+    [approval] = Approvals(seeded).find()
+    assert (approval.status, approval.requested_by) == ("pending", "sam")
+    assert approval.amount == usd("30.00")
+    # The requester sees no Approve button and may not post one.
+    html = client.get("/approvals").text
+    assert "yours: another person decides" in html
+    r = client.post(f"/approvals/{approval.id}/approve", data={"csrf": csrf_of(html)})
+    assert r.status_code == 403
+
+
+def test_support_refund_within_the_limit_runs_at_once(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    sign_in(client, "sam")
+    data = refund_form(client, INVOICE_PAYMENT, amount="20.00")
+    assert client.post(f"/payments/{INVOICE_PAYMENT}/refund", data=data).status_code == 303
+    assert [r.status.value for r in seeded.refunds()] == ["succeeded"]
+    assert Approvals(seeded).find() == []
+
+
+def test_billing_admin_approves_and_the_refund_runs_audited(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    ask_for_approval(client)
+    approval_id = pending_id(seeded)
+    token = sign_in(client, "ann")
+    r = client.post(
+        f"/approvals/{approval_id}/approve",
+        data={"csrf": token, "note": "customer called", "back": f"/payments/{INVOICE_PAYMENT}"},
+    )
+    assert r.headers["location"] == f"/payments/{INVOICE_PAYMENT}"
+    [refund] = seeded.refunds()
+    assert (refund.amount, refund.status.value) == (usd("30.00"), "succeeded")
+    assert refund.actor == "sam, approved by ann"
+    approval = Approvals(seeded).get(approval_id)
+    assert (approval.status, approval.decided_by, approval.refund_id) == (
+        "approved", "ann", refund.id,
+    )  # fmt: skip
+    assert approval.decision_note == "customer called"
+    assert approval.decided_at is not None
+    html = client.get(f"/payments/{INVOICE_PAYMENT}").text
+    assert "Approved. Refund of 30.00 USD went back to the card." in html
+    assert "awaits approval" not in html
+    # A second approver finds it decided: still one refund.
+    token = sign_in(client, "bea")
+    client.post(f"/approvals/{approval_id}/approve", data={"csrf": token})
+    assert "already approved by ann" in client.get("/approvals").text
+    assert len(seeded.refunds()) == 1
+
+
+def test_rejecting_needs_a_reason_and_is_audited(client: TestClient, seeded: RefundKit) -> None:
+    ask_for_approval(client)
+    approval_id = pending_id(seeded)
+    token = sign_in(client, "bea")
+    client.post(f"/approvals/{approval_id}/reject", data={"csrf": token, "note": ""})
+    assert Approvals(seeded).get(approval_id).status == "pending"
+    client.post(f"/approvals/{approval_id}/reject", data={"csrf": token, "note": "duplicate"})
+    approval = Approvals(seeded).get(approval_id)
+    assert (approval.status, approval.decided_by, approval.decision_note) == (
+        "rejected", "bea", "duplicate",
+    )  # fmt: skip
+    client.post(f"/approvals/{approval_id}/approve", data={"csrf": token})
+    assert seeded.refunds() == []
+    assert "already rejected by bea" in client.get("/approvals").text
+
+
+def test_approval_checks_the_caps_when_approved_not_when_asked(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    """R-3.1: a pending approval holds nothing, so the refund made meanwhile leaves less; the
+    approval is refused with the limit's sentence and stays pending (no over-refund)."""
+    ask_for_approval(client, amount="100.00")
+    approval_id = pending_id(seeded)
+    seeded.refund(INVOICE_PAYMENT, usd("50.00"), reason="meanwhile")
+    token = sign_in(client, "ann")
+    client.post(f"/approvals/{approval_id}/approve", data={"csrf": token})
+    html = client.get("/approvals").text
+    assert "100.00 USD is more than the 70.00 USD that may be refunded." in html
+    assert Approvals(seeded).get(approval_id).status == "pending"
+    assert sum(r.amount.amount for r in seeded.refunds()) == 5000
+
+
+def test_four_eyes_the_requester_never_decides(seeded: RefundKit) -> None:
+    approvals = Approvals(seeded)
+    a = approvals.request(INVOICE_PAYMENT, usd("5.00"), reason="r", requested_by="ann")
+    with pytest.raises(ApprovalRefused, match="four eyes"):
+        approvals.approve(a.id, approver="ann")
+    with pytest.raises(ApprovalRefused, match="four eyes"):
+        approvals.reject(a.id, approver="ann", note="no")
+    assert seeded.refunds() == []
+    assert approvals.get(a.id).status == "pending"
+
+
+def test_four_eyes_holds_in_the_database_too(seeded: RefundKit) -> None:
+    import sqlalchemy as sa
+
+    from refundkit._schema import refund_approvals
+
+    a = Approvals(seeded).request(INVOICE_PAYMENT, usd("5.00"), reason="r", requested_by="ann")
+    with pytest.raises(sa.exc.IntegrityError), seeded.store.connect() as conn:
+        conn.execute(
+            refund_approvals.update()
+            .where(refund_approvals.c.id == a.id)
+            .values(status="rejected", decided_by="ann")
+        )
+
+
+def test_approving_again_after_a_crash_replays_the_same_refund(seeded: RefundKit) -> None:
+    """R-1.1: the refund's idempotency key comes from the approval, so an approval left
+    ``approving`` (crash after the refund) finishes with the same refund, not a second one."""
+    approvals = Approvals(seeded)
+    a = approvals.request(INVOICE_PAYMENT, usd("25.00"), reason="r", requested_by="sam")
+    first = seeded.refund(
+        INVOICE_PAYMENT, usd("25.00"), reason="r", idempotency_key=a.idempotency_key,
+        actor="sam, approved by ann",
+    )  # fmt: skip
+    approvals._set(a.id, ("pending",), status="approving")  # as the crashed approval left it
+    refund = approvals.approve(a.id, approver="ann")
+    assert refund.id == first.id
+    assert len(seeded.refunds()) == 1
+    assert approvals.get(a.id).status == "approved"
+
+
+def test_asking_for_more_than_the_maximum_is_refused_at_once(seeded: RefundKit) -> None:
+    with pytest.raises(InsufficientRefundableBalance, match=r"more than the 120\.00 USD"):
+        Approvals(seeded).request(INVOICE_PAYMENT, usd("500.00"), reason="r", requested_by="s")
+    assert Approvals(seeded).find() == []
+
+
+# --- customers and the balance planner --------------------------------------------------------
+
+
+def test_customer_page_shows_balance_lots_and_their_funding_payments(client: TestClient) -> None:
+    sign_in(client, "vic")
+    html = client.get(f"/customers/{CUSTOMER}").text
+    assert "<strong>35.00 USD</strong>" in html
+    assert f'<a href="/payments/{BALANCE_PAYMENT}">{BALANCE_PAYMENT}</a>' in html
+    assert "mastercard •••• 4444" in html
+    assert 'id="plan-form"' not in html  # a viewer gets no refund form
+
+
+def test_balance_refund_previews_the_plan_before_executing(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    token = sign_in(client, "ann")
+    r = client.post(
+        f"/customers/{CUSTOMER}/preview", data={"csrf": token, "amount": "30.00", "currency": "USD"}
+    )
+    assert r.status_code == 200
+    assert "Preview: 30.00 USD back to the cards" in r.text
+    assert seeded.refunds() == []  # nothing yet
+    plan = r.text.split('name="plan" value="', 1)[1].split('"', 1)[0]
+    import html as html_mod
+
+    r = client.post(
+        f"/customers/{CUSTOMER}/refund-balance",
+        data={"csrf": token, "plan": html_mod.unescape(plan), "reason": "account_closed"},
+    )
+    assert r.status_code == 303
+    [refund] = seeded.refunds()
+    assert (refund.payment_id, refund.amount, refund.actor) == (BALANCE_PAYMENT, usd("30"), "ann")
+    assert seeded.balance(CUSTOMER).totals["USD"] == usd("5.00")
+
+
+def test_support_balance_refund_above_the_limit_is_refused(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    token = sign_in(client, "sam")
+    r = client.post(
+        f"/customers/{CUSTOMER}/preview", data={"csrf": token, "amount": "30.00", "currency": "USD"}
+    )
+    import html as html_mod
+
+    plan = html_mod.unescape(r.text.split('name="plan" value="', 1)[1].split('"', 1)[0])
+    r = client.post(
+        f"/customers/{CUSTOMER}/refund-balance", data={"csrf": token, "plan": plan, "reason": "x"}
+    )
+    assert r.status_code == 400
+    assert "30.00 USD is above your limit of 20.00 USD" in r.text
+    assert seeded.refunds() == []
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+GOOD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"
+
+
+def config(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "secret_key": "s" * 40,
+        "users": [{"name": "ann", "role": "billing_admin", "password_hash": GOOD_HASH}],
+    }
+    return base | over
+
+
+def test_config_reads_users_roles_and_limits() -> None:
+    s = settings_from_config(config(support_refund_limit={"usd": "100.00", "JPY": "5000"}))
+    assert s.users["ann"].role == "billing_admin"
+    assert s.refund_limit("support", "USD") == usd("100.00")
+    assert s.refund_limit("support", "JPY") == Money(5000, "JPY")
+    assert s.refund_limit("support", "EUR") == Money.zero("EUR")  # not listed: always approval
+    assert s.refund_limit("billing_admin", "USD") is None
+    one = settings_from_config(config(support_refund_limit="25.50 EUR"))
+    assert one.support_limits == {"EUR": Money.parse("25.50", "EUR")}
+    assert "password_hash" not in repr(s.users["ann"])
+    assert "s" * 40 not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"secret_key": "short"}, "at least 32 characters"),
+        ({"users": []}, "at least one"),
+        ({"users": [{"name": "a", "role": "root", "password_hash": GOOD_HASH}]}, "role must be"),
+        ({"users": [{"name": "a", "role": "viewer", "password_hash": "plain"}]}, "argon2 hash"),
+        (
+            {"users": [{"name": "a", "role": "viewer", "password_hash": GOOD_HASH}] * 2},
+            "listed twice",
+        ),
+        ({"support_refund_limit": {"USD": 100.0}}, "as strings"),
+        ({"support_refund_limit": "100.00 XXY"}, "support_refund_limit"),
+        ({"support_refund_limit": "-1.00 USD"}, "cannot be negative"),
+        ({"support_refund_limit": 100}, "support_refund_limit must be"),
+    ],
+)
+def test_bad_configuration_is_refused_with_a_clear_message(
+    over: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        settings_from_config(config(**over))
+
+
+def test_cli_hash_password_reads_a_prompt_and_verifies() -> None:
+    from argon2 import PasswordHasher
+    from click.testing import CliRunner
+
+    from refundkit.cli import cli
+
+    r = CliRunner().invoke(cli, ["dashboard", "hash-password"], input="s3cret-pass\ns3cret-pass\n")
+    assert r.exit_code == 0, r.output
+    hashed = r.output.strip().splitlines()[-1]
+    assert PasswordHasher().verify(hashed, "s3cret-pass")
+    short = CliRunner().invoke(cli, ["dashboard", "hash-password"], input="abc\nabc\n")
+    assert short.exit_code == 2
+    assert "at least 8 characters" in short.output
+
+
+def test_cli_serve_refuses_a_missing_dashboard_configuration(tmp_path: object) -> None:
+    from click.testing import CliRunner
+
+    from refundkit.cli import cli
+
+    r = CliRunner().invoke(
+        cli, ["serve", "--db", "sqlite:///:memory:"], env={"REFUNDKIT_CONFIG": ""}
+    )
+    assert r.exit_code == 2
+    assert "secret_key" in r.output
+
+
+def test_serve_demo_store_and_users_work(tmp_path: Path) -> None:
+    """`refundkit serve --demo`: the demo store has refundable payments and the printed demo
+    users sign in with the printed passwords."""
+    from refundkit.dashboard import _serve
+
+    demo = _serve.open_demo(tmp_path)
+    try:
+        banner = "\n".join(_serve.demo_banner(demo, "http://127.0.0.1:8000/"))
+        with TestClient(create_app(demo.kit, demo.settings), follow_redirects=False) as c:
+            for name, role, password in _serve.DEMO_USERS:
+                assert f"{name:<8} {password:<13} {role}" in banner
+                token = csrf_of(c.get("/login").text)
+                r = c.post("/login", data={"name": name, "password": password, "csrf": token})
+                assert r.status_code == 303, name
+            html = c.get("/payments").text
+            assert html.count('href="/payments/pay_') == 3
+            assert ">Refund</button>" not in c.get("/payments/pay_1003").text  # viewer
+    finally:
+        demo.kit.close()
+
+
+def test_an_approval_being_approved_cannot_be_rejected(seeded: RefundKit) -> None:
+    approvals = Approvals(seeded)
+    a = approvals.request(INVOICE_PAYMENT, usd("25.00"), reason="r", requested_by="sam")
+    approvals._set(a.id, ("pending",), status="approving")  # ann's approval under way
+    with pytest.raises(ApprovalRefused, match="already approving"):
+        approvals.reject(a.id, approver="bea", note="no")
+
+
+@pytest.mark.parametrize(
+    ("amount", "status", "words"),
+    [
+        ("1.91", "failed", "failed: nothing was refunded"),
+        ("25.92", "pending", "is pending: the gateway confirms later"),
+        ("1.94", "unknown", "has an unknown outcome: recovery will ask the gateway"),
+    ],
+)
+def test_after_submitting_the_page_says_the_refunds_status(
+    client: TestClient, seeded: RefundKit, amount: str, status: str, words: str
+) -> None:
+    """The sandbox's magic amounts give each outcome; the page names it in words."""
+    sign_in(client, "ann")
+    data = refund_form(client, INVOICE_PAYMENT, amount=amount)
+    assert client.post(f"/payments/{INVOICE_PAYMENT}/refund", data=data).status_code == 303
+    [refund] = seeded.refunds(INVOICE_PAYMENT)
+    assert refund.status.value == status
+    html = client.get(f"/payments/{INVOICE_PAYMENT}").text
+    assert f"Refund of {amount} USD {words}" in html
+    assert f'class="status {status}"' in html
+
+
+def test_an_unknown_customer_is_a_404(client: TestClient) -> None:
+    sign_in(client, "vic")
+    r = client.get("/customers/cus_nobody")
+    assert r.status_code == 404
+    assert "no customer" in r.text
+
+
+def test_importing_refundkit_and_its_cli_loads_no_web_stack() -> None:
+    """The dashboard is imported only by `refundkit serve` and `refundkit dashboard ...`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import refundkit, refundkit.cli, sys; "
+        "web = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('starlette', 'jinja2', 'uvicorn', 'argon2', 'itsdangerous', 'multipart') "
+        "or m.startswith(('refundkit.dashboard', 'refundkit._approvals'))); "
+        "assert not web, web"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_serve_also_receives_gateway_webhooks(seeded: RefundKit, client: TestClient) -> None:
+    """One `refundkit serve` carries POST /webhooks/{gateway}: signed updates are applied
+    without a session or CSRF token (the gateway's signature is the check), bad ones are 400."""
+    from refundkit.gateways.sandbox import SandboxGateway
+
+    sandbox = seeded.gateway("sandbox")
+    assert isinstance(sandbox, SandboxGateway)
+    sandbox.script("pending_succeed")
+    refund = seeded.refund(INVOICE_PAYMENT, usd("1.00"))
+    assert refund.status.value == "pending"
+    [(headers, body)] = sandbox.settle_pending()
+
+    bad = client.post("/webhooks/sandbox", headers=dict(headers), content=body + b" ")
+    assert bad.status_code == 400
+    assert seeded.get_refund(refund.id).status.value == "pending"
+
+    good = client.post("/webhooks/sandbox", headers=dict(headers), content=body)
+    assert good.status_code == 200, good.text
+    assert seeded.get_refund(refund.id).status.value == "succeeded"
+
+
+def test_gateway_webhooks_can_be_left_out(seeded: RefundKit) -> None:
+    app = create_app(seeded, settings(), gateway_webhooks=False)
+    with TestClient(app, follow_redirects=False) as c:
+        assert c.post("/webhooks/sandbox", content=b"{}").status_code in (403, 404, 405)
