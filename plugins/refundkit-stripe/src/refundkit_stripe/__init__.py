@@ -1,0 +1,23 @@
+"""refundkit gateway plugin for Stripe: refunds of charges and payment intents.
+
+Loading this module (the ``refundkit`` entry point ``stripe``) does not import the Stripe SDK;
+the gateway imports it on its first call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from refundkit import hookimpl
+
+from ._gateway import METADATA_KEY, StripeGateway, refund_status
+
+if TYPE_CHECKING:
+    from refundkit import GatewayRegistry
+
+__all__ = ["METADATA_KEY", "StripeGateway", "refund_status"]
+
+
+@hookimpl
+def refundkit_register_gateways(register: GatewayRegistry) -> None:
+    register(StripeGateway)
