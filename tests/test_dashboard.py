@@ -4,6 +4,7 @@ sentences, refunds, approvals (four eyes) and the balance planner. The browser t
 
 from __future__ import annotations
 
+import secrets
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,6 +226,21 @@ def test_resubmitting_the_same_form_refunds_once(client: TestClient, seeded: Ref
     for _ in range(2):
         assert client.post(f"/payments/{INVOICE_PAYMENT}/refund", data=data).status_code == 303
     assert [r.amount for r in seeded.refunds(INVOICE_PAYMENT)] == [usd("30.00")]
+
+
+def test_the_forms_key_never_looks_like_a_card_number(
+    client: TestClient, seeded: RefundKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R-5.4: a random form key with a Luhn-valid run of 13+ digits would be refused as a card
+    number, and the Refund button would fail about once in 4,000 page views (it did in CI)."""
+    sign_in(client, "sam")
+    real = secrets.token_hex
+    draws = iter(["4111111111111111" + "abcdefgh", "0123456789ab" * 2])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(draws, None) or real(n))
+    data = refund_form(client, BALANCE_PAYMENT, amount="10.00")
+    assert data["key"] == "dash-0123456789ab0123456789ab"
+    assert client.post(f"/payments/{BALANCE_PAYMENT}/refund", data=data).status_code == 303
+    assert [r.status.value for r in seeded.refunds(BALANCE_PAYMENT)] == ["succeeded"]
 
 
 def test_more_than_the_maximum_is_refused_with_the_limits_sentence(

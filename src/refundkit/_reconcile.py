@@ -18,7 +18,6 @@ and ``UNIQUE(gateway, gateway_refund_id)`` stops two reconcilers importing the s
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -276,9 +275,7 @@ class Reconciler:
                 )
             ]
         gone = Money(diff, ours.currency)
-        remote = GatewayRefund(
-            gateway_refund_id=f"total-{secrets.token_hex(8)}", amount=gone, status="succeeded"
-        )
+        remote = GatewayRefund(gateway_refund_id=new_id("total-"), amount=gone, status="succeeded")
         return [f for f in [self._import(payment, remote)] if f is not None]
 
 

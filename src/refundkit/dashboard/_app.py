@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._approvals import Approvals
 from .._errors import GatewayError, InvalidInput, NotFound, RefundkitError, RefundNotAllowed
 from .._kit import RefundKit
-from .._model import Payment, Refund
+from .._model import Payment, Refund, new_id
 from .._money import Money
 from .._planner import Plan
 from ._settings import APPROVERS, REFUNDERS, DashboardSettings, User
@@ -185,7 +185,7 @@ class Dashboard:
             limit=self.settings.refund_limit(user.role, cur),
             amount=amount if amount is not None else quote.default_amount.decimal_str(),
             reason=reason,
-            key="dash-" + secrets.token_hex(12),
+            key=new_id("dash-"),
             error=error,
         )
 

@@ -23,7 +23,6 @@ import hmac
 import json
 import os
 import random
-import secrets
 import sqlite3
 import threading
 import time
@@ -54,7 +53,7 @@ from .._gateway import (
     GatewayRefundStatus,
     GatewayRefundUpdate,
 )
-from .._model import Card, Payment
+from .._model import Card, Payment, new_id
 from .._money import Money
 from ..hookspecs import hookimpl
 
@@ -466,7 +465,7 @@ class SandboxGateway(Gateway):
             gateway_refund_id, status, scheduled = None, "failed", None
             failure_code, failure_message = declined.gateway_code, declined.message
         else:
-            gateway_refund_id = "sbx_re_" + secrets.token_hex(12)
+            gateway_refund_id = new_id("sbx_re_")
             pending = outcome.startswith("pending_")
             status = "pending" if pending else "succeeded"
             scheduled = {"pending_succeed": "succeeded", "pending_fail": "failed"}.get(outcome)
@@ -558,7 +557,7 @@ class SandboxGateway(Gateway):
         """
         if status not in ("succeeded", "pending"):
             raise InvalidInput("a dashboard refund is 'succeeded' or 'pending'")
-        gateway_refund_id = "sbx_re_" + secrets.token_hex(12)
+        gateway_refund_id = new_id("sbx_re_")
         request = GatewayRefundRequest(
             refund_id="",
             payment_id="",
@@ -679,7 +678,7 @@ class SandboxGateway(Gateway):
         now = self._now()
         body = json.dumps(
             {
-                "id": "sbx_evt_" + secrets.token_hex(12),
+                "id": new_id("sbx_evt_"),
                 "type": "refund.updated",
                 "created": _seconds(now),
                 "data": {
