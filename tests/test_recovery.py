@@ -96,6 +96,34 @@ def test_a_configured_schedule(db_url: str, sandbox_path: str, clock: FakeClock)
     kit.close()
 
 
+def test_r2_5_a_refund_still_pending_at_the_gateway_reaches_manual_review(
+    kit: RefundKit, sandbox: SandboxGateway, clock: FakeClock
+) -> None:
+    """R-2.5 for pending refunds: every lookup that finds the refund still pending is one
+    attempt of the schedule, so it reaches manual_review instead of being looked up forever;
+    it stays held, and the gateway's late webhook still settles it."""
+    record(kit)
+    rid = kit.refund("pay_1", usd("1.92")).id  # .92: pending, then succeeded when settled
+    assert kit.get_refund(rid).status is RefundStatus.PENDING
+    calls = CountingLookups(sandbox)
+    for attempt in range(1, len(DEFAULT_RETRY_SCHEDULE) + 1):
+        [(refund, due)] = kit.recovery_due()
+        assert refund.id == rid and refund.attempts == attempt - 1
+        clock.advance(seconds=(due - clock.now).total_seconds() + 1)
+        kit.recover()
+        assert calls.lookups == attempt  # one lookup per attempt, never a second refund
+    assert calls.refunds == 0
+    final = kit.get_refund(rid)
+    assert final.status is RefundStatus.MANUAL_REVIEW
+    assert final.failure_message == "still pending at the gateway"
+    assert kit.payment("pay_1").held == usd("1.92")
+    assert kit.recovery_due() == []
+    [(headers, body)] = sandbox.settle_pending()
+    [settled] = kit.handle_gateway_webhook("sandbox", headers, body)
+    assert settled.status is RefundStatus.SUCCEEDED
+    assert kit.payment("pay_1").refunded == usd("1.92")
+
+
 JANITORS = 8
 UNKNOWN = 200
 

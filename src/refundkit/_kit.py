@@ -853,7 +853,13 @@ class RefundKit:
         except RefundkitError as exc:
             return self._schedule_retry(refund, payment, f"lookup failed: {exc}")
         if found is not None:
-            return self._apply_result(refund, payment, found)
+            outcome = self._apply_result(refund, payment, found)
+            if outcome.status is S.PENDING:
+                # Each lookup that finds it still pending is one attempt of the schedule, so a
+                # refund the gateway never settles reaches manual_review instead of
+                # being looked up forever; a later webhook still settles it from there.
+                return self._schedule_retry(outcome, payment, "still pending at the gateway")
+            return outcome
         fresh = now - refund.updated_at < self.in_flight_timeout
         if fresh:
             return refund  # another worker may still be sending it: only a found result counts
