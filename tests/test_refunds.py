@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from refundkit import (
@@ -23,6 +24,7 @@ from refundkit import (
     RequestInProgress,
     hookimpl,
 )
+from refundkit._gateway import GatewayRefundUpdate
 from refundkit._ledger import is_balanced
 from refundkit.gateways.sandbox import SandboxGateway
 
@@ -258,6 +260,30 @@ def test_pending_then_failure_releases_the_balance(kit: RefundKit, sandbox: Sand
     assert kit.quote("pay_1").max_amount == usd("50.00")
     assert [e.type for e in kit.events()] == ["refund.pending", "refund.failed"]
     assert kit.journal(refund.id) == []
+
+
+def test_a_webhook_about_another_gateway_refund_never_moves_ours(
+    kit: RefundKit, sandbox: SandboxGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update that names our refund id but a different gateway refund (money moved twice
+    at the gateway) is not applied: its failure must not reverse ours and reopen the cap."""
+    record(kit)
+    refund = kit.refund("pay_1", usd("10.00"))
+    other = GatewayRefundUpdate("failed", refund.id, "sbx_re_other", usd("10.00"), "declined")
+    monkeypatch.setattr(sandbox, "parse_webhook", lambda headers, body: [other])
+    events = len(kit.events())
+    assert kit.handle_gateway_webhook("sandbox", {}, b"{}") == []
+    after = kit.get_refund(refund.id)
+    assert (after.status, after.gateway_refund_id) == (
+        RefundStatus.SUCCEEDED,
+        refund.gateway_refund_id,
+    )
+    assert kit.quote("pay_1").max_amount == usd("40.00")
+    assert len(kit.events()) == events
+    same = attrs.evolve(other, gateway_refund_id=refund.gateway_refund_id)
+    monkeypatch.setattr(sandbox, "parse_webhook", lambda headers, body: [same])
+    [moved] = kit.handle_gateway_webhook("sandbox", {}, b"{}")  # the same one does apply
+    assert moved.status is RefundStatus.REVERSED
 
 
 def test_reversed_refund_posts_the_reversing_journal_and_reopens_the_balance(

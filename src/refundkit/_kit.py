@@ -981,7 +981,7 @@ class RefundKit:
             if update.refund_id:
                 refund = st.get_refund(conn, update.refund_id)
                 if refund is not None and refund.gateway == gateway:
-                    return refund
+                    return refund if _same_gateway_refund(refund, update) else None
             if update.gateway_refund_id:
                 return st.refund_by_gateway_id(conn, gateway, update.gateway_refund_id)
         return None
@@ -1633,3 +1633,22 @@ def _request(refund: Refund, payment: Payment, void: bool) -> GatewayRefundReque
         reason=refund.reason,
         void=void,
     )
+
+
+def _same_gateway_refund(refund: Refund, update: GatewayRefundUpdate) -> bool:
+    """An update names our refund but another gateway refund: money may have moved twice.
+
+    Applying it would let, say, a failure of that other refund reverse ours and reopen the
+    balance. It is left for ``reconcile``, which imports a refund made outside refundkit.
+    """
+    theirs, ours = update.gateway_refund_id, refund.gateway_refund_id
+    if theirs is None or ours is None or theirs == ours:
+        return True
+    log.warning(
+        "webhook names refund %s but gateway refund %s, not %s: not applied; "
+        "run reconcile to import it",
+        refund.id,
+        theirs,
+        ours,
+    )
+    return False

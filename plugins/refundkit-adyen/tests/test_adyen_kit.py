@@ -111,10 +111,11 @@ def _refund(kit: RefundKit, name: str, **kw: Any) -> Refund:
 
 def _deliver(kit: RefundKit, refund: Refund, kind: str) -> list[Refund]:
     case = CASES["kit_refund_received"]
+    assert refund.gateway_refund_id is not None  # Adyen's webhook names the refund's pspReference
     headers, body = signed_refund_delivery(
         kind,
         refund_id=refund.id,
-        gateway_refund_id=case.refund_psp,
+        gateway_refund_id=refund.gateway_refund_id,
         gateway_payment_id=case.payment_psp,
         value=adyen_value(case, refund.amount.amount),
         currency=refund.amount.currency,
