@@ -108,7 +108,7 @@ def test_r2_5_a_refund_still_pending_at_the_gateway_reaches_manual_review(
     calls = CountingLookups(sandbox)
     for attempt in range(1, len(DEFAULT_RETRY_SCHEDULE) + 1):
         [(refund, due)] = kit.recovery_due()
-        assert refund.id == rid and refund.attempts == attempt - 1
+        assert (refund.id, refund.attempts) == (rid, attempt - 1)
         clock.advance(seconds=(due - clock.now).total_seconds() + 1)
         kit.recover()
         assert calls.lookups == attempt  # one lookup per attempt, never a second refund
