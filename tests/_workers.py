@@ -14,7 +14,9 @@ from refundkit._model import Refund
 from refundkit._policy import check_amount
 
 
-def naive_reserve(self: RefundKit, ask: _Ask, *, ignore_unknown: bool = False) -> Refund | bool:
+def naive_reserve(
+    self: RefundKit, ask: _Ask, *, ignore_unknown: bool = False, refreshed: bool = False
+) -> Refund | object:
     """The check-then-insert every hand-written refund path starts as (R-3.2 mutation): the
     quote is read in one transaction and the refund written in another, so two workers can
     both pass the check. Used only to prove the race test can see a race (R-7.6)."""

@@ -9,6 +9,7 @@ import pytest
 
 from refundkit import (
     Destination,
+    GatewayUnavailable,
     Limit,
     Money,
     PolicyConfig,
@@ -95,6 +96,63 @@ def test_unsettled_payment_only_voids_in_full(kit: RefundKit) -> None:
     assert "only a void of the whole 50.00 USD" in str(info.value)
     assert row_counts(kit) == before
     assert kit.refund("pay_1").status is RefundStatus.SUCCEEDED  # the void of the whole charge
+
+
+def test_a_payment_that_settled_since_it_was_recorded_quotes_and_refunds_in_part(
+    kit: RefundKit, sandbox: SandboxGateway
+) -> None:
+    """The "not settled yet" limit is never a stale answer: a payment recorded unsettled is
+    asked about at its gateway by the quote and by a refund, and the answer is stored."""
+    record(kit, settled=False)
+    assert [lim.code for lim in kit.quote("pay_1").limits] == ["unsettled"]  # still unsettled
+    sandbox.set_settled("sbx_ch_pay_1")
+    q = kit.quote("pay_1")
+    assert (q.limits, q.full_only, q.max_amount) == ((), False, usd("50.00"))
+    assert kit.payment("pay_1").settled  # stored: the next quote asks nobody
+    assert kit.refund("pay_1", usd("10.00")).status is RefundStatus.SUCCEEDED
+
+
+def test_a_refund_asks_the_gateway_about_an_unsettled_payment_first(
+    kit: RefundKit, sandbox: SandboxGateway
+) -> None:
+    record(kit, settled=False)
+    sandbox.set_settled("sbx_ch_pay_1")  # no quote in between
+    assert kit.refund("pay_1", usd("10.00")).status is RefundStatus.SUCCEEDED
+    assert kit.quote("pay_1").max_amount == usd("40.00")
+
+
+def test_when_the_gateway_cannot_say_the_stored_unsettled_answer_stands(
+    kit: RefundKit,
+    sandbox: SandboxGateway,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    record(kit, settled=False)
+    sandbox.set_settled("sbx_ch_pay_1")
+
+    def down(gateway_payment_id: str) -> None:
+        raise GatewayUnavailable("sandbox: 503")
+
+    monkeypatch.setattr(sandbox, "fetch_payment", down)
+    assert [lim.code for lim in kit.quote("pay_1").limits] == ["unsettled"]
+    before = row_counts(kit)
+    with pytest.raises(RefundNotAllowed):
+        kit.refund("pay_1", usd("10.00"))
+    assert row_counts(kit) == before
+    assert "could not ask its gateway about settlement" in caplog.text
+
+
+def test_a_settled_payment_is_not_asked_about_again(
+    kit: RefundKit, sandbox: SandboxGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(kit)
+
+    def forbidden(gateway_payment_id: str) -> None:
+        raise AssertionError("a settled payment's quote or refund must not call the gateway")
+
+    monkeypatch.setattr(sandbox, "fetch_payment", forbidden)
+    kit.quote("pay_1")
+    kit.refund("pay_1", usd("1.00"))
 
 
 def test_currency_mismatch_is_refused(kit: RefundKit) -> None:

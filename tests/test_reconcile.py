@@ -64,6 +64,26 @@ def test_reconciling_twice_imports_nothing_twice(kit: RefundKit, sandbox: Sandbo
     assert row_counts(kit) == counts
 
 
+def test_settlement_and_disputes_at_the_gateway_are_brought_home(
+    kit: RefundKit, sandbox: SandboxGateway
+) -> None:
+    """The quote's "not settled yet" and "disputed" limits read flags the gateway changes
+    later; reconcile stores what it now says and reports each change once."""
+    record(kit, settled=False)
+    record(kit, "pay_2")
+    sandbox.set_settled("sbx_ch_pay_1")
+    sandbox.set_disputed("sbx_ch_pay_2")
+    found = {(f.payment_id, f.code, f.action) for f in kit.reconcile().findings}
+    assert found == {("pay_1", "settled", "updated"), ("pay_2", "dispute_opened", "updated")}
+    assert (kit.payment("pay_1").settled, kit.payment("pay_2").disputed) == (True, True)
+    assert [lim.code for lim in kit.quote("pay_2").limits] == ["disputed"]
+    assert kit.reconcile().clean
+    sandbox.set_disputed("sbx_ch_pay_2", False)
+    [closed] = kit.reconcile().findings
+    assert (closed.payment_id, closed.code) == ("pay_2", "dispute_closed")
+    assert kit.quote("pay_2").max_amount == usd("50.00")
+
+
 def test_an_outside_refund_beyond_the_held_balance_goes_to_a_person(
     kit: RefundKit, sandbox: SandboxGateway
 ) -> None:

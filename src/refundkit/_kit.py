@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import attrs
 from sqlalchemy.engine import Engine
@@ -123,6 +123,10 @@ DEFAULT_RETRY_SCHEDULE: tuple[timedelta, ...] = (
     timedelta(hours=1),
     *(timedelta(days=1),) * 5,
 )
+
+#: What ``_reserve`` asks for before it can decide.
+_RECOVER_FIRST: Final = object()
+_REFRESH_FIRST: Final = object()
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)  # printable ASCII, no spaces
 _TEXT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
@@ -401,14 +405,47 @@ class RefundKit:
     # --- quotes -----------------------------------------------------------------------------
 
     def quote(self, payment_id: str) -> Quote:
-        """What a refund of this payment may be now, and the limits that bind."""
+        """What a refund of this payment may be now, and the limits that bind.
+
+        A payment recorded unsettled is first checked at its gateway (one call), so "it has
+        not settled yet" is never a stale answer."""
         check_id(payment_id, "payment id")
-        with self.store.read() as conn:
-            payment = st.get_payment(conn, payment_id)
-            if payment is None:
-                raise PaymentNotFound(f"no payment {payment_id!r}")
-            ctx, _ = self._context(conn, payment)
-        return make_quote(ctx, self._rules)
+        for refreshed in (False, True):
+            with self.store.read() as conn:
+                payment = st.get_payment(conn, payment_id)
+                if payment is None:
+                    raise PaymentNotFound(f"no payment {payment_id!r}")
+                if refreshed or payment.settled:
+                    ctx, _ = self._context(conn, payment)
+                    return make_quote(ctx, self._rules)
+            self._refresh_unsettled(payment_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def refresh_payment(self, payment_id: str) -> Payment:
+        """Ask the payment's gateway whether it has settled and whether it is disputed, and
+        store what it says. ``quote``, ``refund`` and ``reconcile`` do this themselves when it
+        matters; gateway errors are raised (typed)."""
+        payment = self.payment(payment_id)
+        remote = self.gateway(payment.gateway).fetch_payment(payment.gateway_payment_id)
+        return self._store_flags(payment, remote.settled, remote.disputed)
+
+    def _store_flags(self, payment: Payment, settled: bool, disputed: bool) -> Payment:
+        if (payment.settled, payment.disputed) == (settled, disputed):
+            return payment
+        with self.store.write() as conn:
+            st.set_payment_flags(conn, payment.id, settled=settled, disputed=disputed)
+        log.info("payment %s: settled=%s disputed=%s (gateway)", payment.id, settled, disputed)
+        return attrs.evolve(payment, settled=settled, disputed=disputed)
+
+    def _refresh_unsettled(self, payment_id: str) -> None:
+        """An unsettled payment may have settled since it was recorded (Braintree settles
+        within a day): without asking, its partial refunds would be refused for ever."""
+        try:
+            self.refresh_payment(payment_id)
+        except RefundkitError as exc:
+            # The stored answer stands: "not settled yet" is the safe one.
+            log.warning("payment %s: could not ask its gateway about settlement: %s",
+                        payment_id, exc)  # fmt: skip
 
     def _context(
         self, conn: st.Tx, payment: Payment, lot: dict[str, Any] | None = None
@@ -490,17 +527,27 @@ class RefundKit:
         return self._refund(_Ask(payment_id, amount, reason, idempotency_key, actor))
 
     def _refund(self, ask: _Ask) -> Refund:
-        reserved = self._reserve(ask)
-        if reserved is True:
-            # R-2.9: refunds in doubt on this payment are looked up before a new one is
-            # computed; whatever stays unknown still counts against the cap.
-            self.recover(payment_id=ask.payment_id, force=True)
-            reserved = self._reserve(ask, ignore_unknown=True)
-        assert isinstance(reserved, Refund)
-        return reserved
+        recovered = refreshed = False
+        while True:
+            reserved = self._reserve(ask, ignore_unknown=recovered, refreshed=refreshed)
+            if reserved is _RECOVER_FIRST:
+                # R-2.9: refunds in doubt on this payment are looked up before a new one is
+                # computed; whatever stays unknown still counts against the cap.
+                self.recover(payment_id=ask.payment_id, force=True)
+                recovered = True
+            elif reserved is _REFRESH_FIRST:
+                self._refresh_unsettled(ask.payment_id)
+                refreshed = True
+            else:
+                assert isinstance(reserved, Refund)
+                return reserved
 
-    def _reserve(self, ask: _Ask, *, ignore_unknown: bool = False) -> Refund | bool:
-        """Reserve and run the refund; True means "recover the payment's unknowns first"."""
+    def _reserve(
+        self, ask: _Ask, *, ignore_unknown: bool = False, refreshed: bool = False
+    ) -> Refund | object:
+        """Reserve and run the refund, or say what must happen first (``_RECOVER_FIRST``:
+        look up the payment's unknown refunds; ``_REFRESH_FIRST``: ask the gateway whether
+        an unsettled payment has settled since)."""
         now = self.clock()
         key, amount, fingerprint = ask.key, ask.amount, ask.fingerprint
         try:
@@ -517,9 +564,11 @@ class RefundKit:
                     check_request(payment.amount.currency, amount)
                 lot = _source_lot(conn, payment, ask.lot_id)
                 credit = lot is not None and lot["kind"] == "credit"
+                if not payment.settled and not refreshed:
+                    return _REFRESH_FIRST
                 ctx, unknown = self._context(conn, payment, lot)
                 if unknown and not ignore_unknown:
-                    return True
+                    return _RECOVER_FIRST
                 q = make_quote(ctx, self._rules)
                 amt = amount if amount is not None else q.default_amount
                 check_amount(q, amt)

@@ -27,7 +27,7 @@ import attrs
 from . import _store as st
 from ._errors import RefundkitError
 from ._events import REFUND_EXTERNAL, new_event_id, refund_event
-from ._gateway import GatewayRefund, GatewayRefundResult
+from ._gateway import GatewayPayment, GatewayRefund, GatewayRefundResult
 from ._ledger import refund_journal
 from ._model import Destination, Payment, Refund, RefundStatus, new_id
 from ._money import Money
@@ -192,11 +192,14 @@ class Reconciler:
                     f"refundkit {payment.amount}; its refunds were not compared",
                 )
             ]
+        flags = _flag_changes(payment, remote_payment)
+        payment = self.kit._store_flags(payment, remote_payment.settled, remote_payment.disputed)
         local = self.kit.refunds(payment.id)
         if listed is None:
-            return self._by_total(payment, local, remote_payment.refunded)
+            return flags + self._by_total(payment, local, remote_payment.refunded)
         found = compare(local, listed)
-        out = [self._pair(payment, p) for p in found.pairs]
+        out: list[Finding | None] = [*flags]
+        out += [self._pair(payment, p) for p in found.pairs]
         out += [self._import(payment, gr) for gr in found.external]
         out += [_duplicate(payment, p) for p in found.duplicates]
         out += [_missing(payment, r) for r in found.missing]
@@ -359,6 +362,27 @@ class _Found:
             gateway_refund_id=self.remote.gateway_refund_id,
             amount=self.remote.amount,
         )
+
+
+def _flag_changes(payment: Payment, remote: GatewayPayment) -> list[Finding]:
+    """Settlement and dispute as the gateway now says: the quote's limits read them."""
+    changes = []
+    if remote.settled != payment.settled:
+        changes.append(
+            ("settled", "the payment has settled at the gateway: partial refunds are possible")
+            if remote.settled
+            else ("unsettled", "the gateway says the payment has not settled")
+        )
+    if remote.disputed != payment.disputed:
+        changes.append(
+            ("dispute_opened", "the payment is disputed at the gateway: refunds are refused")
+            if remote.disputed
+            else ("dispute_closed", "the payment's dispute is closed at the gateway")
+        )
+    return [
+        Finding(code=code, action="updated", payment_id=payment.id, message=message)
+        for code, message in changes
+    ]
 
 
 def _flag(payment: Payment, code: str, message: str) -> Finding:

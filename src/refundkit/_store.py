@@ -260,6 +260,9 @@ SQL: dict[str, str] = {
     "lock_payment_row": "SELECT id FROM payments WHERE id = :id FOR UPDATE",
     "insert_payment": _insert("payments", _PAYMENT_COLUMNS),
     "add_held": "UPDATE payments SET held = held + :delta WHERE id = :id",
+    "set_payment_flags": (
+        "UPDATE payments SET settled = :settled, disputed = :disputed WHERE id = :id"
+    ),
     "add_refunded": (
         "UPDATE payments SET held = held + :held_delta, refunded = refunded + :delta "
         "WHERE id = :id RETURNING refunded"
@@ -490,6 +493,11 @@ def _raw_mapping(row: Row[Any]) -> dict[str, Any]:
         if isinstance(value, datetime):
             m[key] = to_db_time(value)
     return m
+
+
+def set_payment_flags(tx: Tx, payment_id: str, *, settled: bool, disputed: bool) -> None:
+    """What the gateway now says of the payment's settlement and dispute."""
+    tx.run("set_payment_flags", id=payment_id, settled=int(settled), disputed=int(disputed))
 
 
 def add_held(tx: Tx, payment_id: str, delta: int) -> None:

@@ -576,6 +576,21 @@ def build(fixtures: Path) -> Iterator[tuple[str, str, _Recorder]]:
             lambda g: (g.fetch_payment(p.sale_id), g.refund(void_request)),
         ),
     )
+    yield (
+        "settled_since_recording",
+        f"Built from ../shared/fixtures/braintree/{SALE_TEMPLATE} (solidus_braintree, real\n"
+        "sandbox traffic): the sale is submitted_for_settlement when the kit records the\n"
+        "payment (GET, its sale reply) and settled when the quote asks again (GET, its\n"
+        "'settle' reply); the partial refund then goes out as a credit (POST .../refund).",
+        run(
+            [ok(pending, 200), ok(sale_of(p, "settled"), 200), ok(credit_of(p, "rkcrsset"))],
+            lambda g: (
+                g.fetch_payment(p.sale_id),
+                g.fetch_payment(p.sale_id),
+                g.refund(request(p)),
+            ),
+        ),
+    )
     p = EXTRA["void_settled"]
     yield (
         "void_after_settlement_refunds",

@@ -282,13 +282,16 @@ def kit(tmp_path: Path) -> Iterator[RefundKit]:
     opened.close()
 
 
-def test_kit_quotes_an_unsettled_braintree_payment_as_a_full_void(kit: RefundKit) -> None:
+def test_kit_quotes_an_unsettled_braintree_payment_as_a_full_void(
+    kit: RefundKit, caplog: pytest.LogCaptureFixture
+) -> None:
     """The quote, not a gateway error, refuses a partial refund of an unsettled payment; the
-    full refund it offers goes out as a void."""
+    full refund it offers goes out as a void. The quote and the refunds ask Braintree again
+    whether it has settled (the cassette's GET, replayed: still submitted_for_settlement)."""
     plan = EXTRA["unsettled"]
     # The api_request_key is derived from the kit's refund id: match this cassette without it.
     with BRAINTREE_VCR.use_cassette(
-        "unsettled_void.yaml", match_on=["method", "host", "path"]
+        "unsettled_void.yaml", match_on=["method", "host", "path"], allow_playback_repeats=True
     ) as cass:
         payment = kit.record_payment(
             id="pay_unsettled",
@@ -308,9 +311,38 @@ def test_kit_quotes_an_unsettled_braintree_payment_as_a_full_void(kit: RefundKit
         assert "unsettled" in [limit.code for limit in info.value.limits]
         refund = kit.refund("pay_unsettled", amount=None, idempotency_key="k-void")
         assert cass.all_played
+        assert cass.play_count == 5  # record, quote, two refunds (GET each), the void (PUT)
+    assert "could not ask its gateway" not in caplog.text  # no replay was missing
     assert refund.status.value == "succeeded"
     assert refund.gateway_refund_id == plan.sale_id
     assert refund.amount == plan.amount
+
+
+def test_kit_refunds_in_part_once_the_payment_has_settled(
+    kit: RefundKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recorded while submitted_for_settlement, settled by the time support looks: the quote
+    asks Braintree, stores the answer and offers a partial refund, which goes out as a credit
+    (not a void); later quotes ask nobody."""
+    plan = EXTRA["unsettled"]
+    with BRAINTREE_VCR.use_cassette(
+        "settled_since_recording.yaml", match_on=["method", "host", "path"]
+    ) as cass:
+        assert not kit.record_payment(
+            id="pay_settles",
+            customer_id="cus_1",
+            amount=plan.amount,
+            gateway="braintree",
+            gateway_payment_id=plan.sale_id,
+        ).settled
+        quote = kit.quote("pay_settles")
+        assert (quote.limits, quote.full_only) == ((), False)
+        refund = kit.refund("pay_settles", Money(1000, "USD"), idempotency_key="k-part")
+        assert kit.quote("pay_settles").max_amount == Money(3000, "USD")
+        assert cass.all_played
+    assert "could not ask its gateway" not in caplog.text
+    assert refund.status.value in ("succeeded", "pending")
+    assert refund.gateway_refund_id == "rkcrsset"
 
 
 # --- amounts, cards, configuration -------------------------------------------------------------
