@@ -7,9 +7,12 @@ from __future__ import annotations
 import secrets
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
+from httpx import Response
 from markupsafe import escape
 
 with warnings.catch_warnings():
@@ -110,6 +113,80 @@ def test_pages_forbid_framing_and_scripts(client: TestClient) -> None:
     assert r.headers["x-frame-options"] == "DENY"
     assert "default-src 'none'" in r.headers["content-security-policy"]
     assert "<script" not in r.text
+
+
+def try_sign_in(client: TestClient, name: str, password: str) -> Response:
+    token = csrf_of(client.get("/login").text)
+    response: Response = client.post(
+        "/login", data={"name": name, "password": password, "csrf": token}
+    )
+    return response
+
+
+def test_failed_sign_ins_block_the_name_for_the_window(client: TestClient) -> None:
+    """Five wrong passwords for a name block it (429, Retry-After) without checking the
+    password, even the right one, until the window has passed; other names still sign in."""
+    throttle = client.app.state.dashboard.throttle  # type: ignore[attr-defined]
+    now = [1000.0]
+    throttle.clock = lambda: now[0]
+    for _ in range(5):
+        assert try_sign_in(client, "ann", "wrong").status_code == 400
+    blocked = try_sign_in(client, "ann", USERS["ann"][1])
+    assert blocked.status_code == 429
+    assert "Too many failed sign-ins. Try again in 15 minutes." in blocked.text
+    assert blocked.headers["retry-after"] == "900"
+    assert client.get("/payments").status_code == 303  # not signed in
+    assert try_sign_in(client, "ANN ", "wrong").status_code == 429  # same name, other case
+    assert try_sign_in(client, "sam", USERS["sam"][1]).status_code == 303
+    now[0] += 900
+    assert try_sign_in(client, "ann", USERS["ann"][1]).status_code == 303
+
+
+def test_a_right_password_clears_the_names_failures(client: TestClient) -> None:
+    for _ in range(4):
+        assert try_sign_in(client, "ann", "wrong").status_code == 400
+    assert try_sign_in(client, "ann", USERS["ann"][1]).status_code == 303
+    for _ in range(4):
+        assert try_sign_in(client, "ann", "wrong").status_code == 400  # counted from zero again
+
+
+def test_many_names_guessed_from_one_address_block_that_address(seeded: RefundKit) -> None:
+    app = create_app(seeded, attrs.evolve(settings(), sign_in_attempts_per_address=3))
+    with TestClient(app, follow_redirects=False) as client:
+        for name in ("x1", "x2", "x3"):
+            assert try_sign_in(client, name, "guess").status_code == 400
+        assert try_sign_in(client, "ann", USERS["ann"][1]).status_code == 429
+
+
+def test_a_blocked_sign_in_does_not_check_the_password(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guessing must not cost the server an argon2 check per try once blocked."""
+    d = client.app.state.dashboard  # type: ignore[attr-defined]
+    for _ in range(5):
+        try_sign_in(client, "ann", "wrong")
+    checks: list[str] = []
+
+    def counted(user: object, password: str) -> bool:
+        checks.append(password)
+        return False
+
+    monkeypatch.setattr(d, "_password_ok", counted)
+    assert try_sign_in(client, "ann", "wrong").status_code == 429
+    assert checks == []
+
+
+def test_sign_in_throttle_configuration() -> None:
+    s = settings_from_config(
+        config(sign_in_attempts=3, sign_in_attempts_per_address=9, sign_in_window="1h")
+    )
+    assert (s.sign_in_attempts, s.sign_in_attempts_per_address) == (3, 9)
+    assert s.sign_in_window == timedelta(hours=1)
+    defaults = settings_from_config(config())
+    assert (defaults.sign_in_attempts, defaults.sign_in_window) == (5, timedelta(minutes=15))
+    for bad in ({"sign_in_attempts": 0}, {"sign_in_attempts": "5"}, {"sign_in_window": "1h,2h"}):
+        with pytest.raises(ConfigurationError, match="sign_in_"):
+            settings_from_config(config(**bad))
 
 
 # --- CSRF -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ from .._model import Payment, Refund, new_id
 from .._money import Money
 from .._planner import Plan
 from ._settings import APPROVERS, REFUNDERS, DashboardSettings, User
+from ._throttle import SignInThrottle
 
 log = logging.getLogger("refundkit.dashboard")
 
@@ -67,6 +69,11 @@ class Dashboard:
 
         self._hasher = PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self.throttle = SignInThrottle(
+            per_name=settings.sign_in_attempts,
+            per_address=settings.sign_in_attempts_per_address,
+            window_seconds=settings.sign_in_window.total_seconds(),
+        )
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -114,9 +121,25 @@ class Dashboard:
         form = await checked_form(request)
         name, password = str(form.get("name", "")), str(form.get("password", ""))
         user = self.settings.users.get(name)
+        address = request.client.host if request.client else "unknown"
+        wait = self.throttle.wait(name, address)
+        if wait:
+            log.warning("dashboard sign-in throttled: %r from %s", name[:64], address)
+            minutes = math.ceil(wait / 60)
+            response = self.render(
+                request,
+                "login.html",
+                429,
+                error=f"Too many failed sign-ins. Try again in {minutes} minute"
+                + ("s." if minutes != 1 else "."),
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
         if not await run_in_threadpool(self._password_ok, user, password):
+            self.throttle.failed(name, address)
             return self.render(request, "login.html", 400, error="Wrong name or password.")
         assert user is not None
+        self.throttle.succeeded(name)
         request.session.clear()  # a fresh session (and CSRF token) at every sign-in
         request.session["user"] = user.name
         log.info("dashboard sign-in: %s (%s)", user.name, user.role)

@@ -5,6 +5,9 @@
     [dashboard]
     secret_key = "env:REFUNDKIT_DASHBOARD_SECRET"   # signs the session cookie
     support_refund_limit = { USD = "100.00", EUR = "90.00" }   # or "100.00 USD"
+    sign_in_attempts = 5                  # failures that block a name for sign_in_window
+    sign_in_attempts_per_address = 20     # failures that block a client address
+    sign_in_window = "15m"
 
     [[dashboard.users]]
     name = "alice"
@@ -15,12 +18,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Final
 
 import attrs
 
 from .._errors import ConfigurationError, RefundkitError
 from .._money import Money
+from .._schedule import parse_schedule
 
 ROLES: Final = ("viewer", "support", "billing_admin")
 #: Who may refund at all; a billing admin has no limit of the dashboard's own.
@@ -44,6 +49,10 @@ class DashboardSettings:
     #: The most a support user refunds without approval, per currency; a currency not listed
     #: always needs approval.
     support_limits: Mapping[str, Money] = attrs.field(factory=dict)
+    #: Failed sign-ins that block a name, or a client address, for ``sign_in_window``.
+    sign_in_attempts: int = 5
+    sign_in_attempts_per_address: int = 20
+    sign_in_window: timedelta = timedelta(minutes=15)
 
     def refund_limit(self, role: str, currency: str) -> Money | None:
         """The most ``role`` refunds without approval (None: no limit of the dashboard's)."""
@@ -80,7 +89,32 @@ def settings_from_config(section: Mapping[str, Any]) -> DashboardSettings:
             raise ConfigurationError(f"dashboard.users: {user.name!r} is listed twice")
         users[user.name] = user
     limits = _limits(section.get("support_refund_limit"))
-    return DashboardSettings(secret_key=secret, users=users, support_limits=limits)
+    return DashboardSettings(
+        secret_key=secret,
+        users=users,
+        support_limits=limits,
+        sign_in_attempts=_count(section, "sign_in_attempts", 5),
+        sign_in_attempts_per_address=_count(section, "sign_in_attempts_per_address", 20),
+        sign_in_window=_window(section.get("sign_in_window", "15m")),
+    )
+
+
+def _count(section: Mapping[str, Any], key: str, default: int) -> int:
+    value = section.get(key, default)
+    if type(value) is not int or not 1 <= value <= 1000:
+        raise ConfigurationError(f"[dashboard] {key} must be a whole number from 1 to 1000")
+    return value
+
+
+def _window(raw: Any) -> timedelta:
+    where = "[dashboard] sign_in_window"
+    try:
+        steps = parse_schedule(raw) if isinstance(raw, str) else ()
+    except RefundkitError:
+        steps = ()
+    if len(steps) != 1:
+        raise ConfigurationError(f'{where} must be one wait like "15m", "1h" or "900s"')
+    return steps[0]
 
 
 def _user(raw: Any, where: str) -> User:
