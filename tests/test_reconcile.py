@@ -163,6 +163,32 @@ def test_a_pending_dashboard_refund_is_held_then_settled_by_the_next_pass(
     assert kit.payment("pay_1").refunded == usd("5.00")
 
 
+def test_recovery_settles_an_imported_pending_refund_from_the_gateways_list(
+    kit: RefundKit, sandbox: SandboxGateway, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An imported refund never carried our id, so looking it up by our id can only fail;
+    recovery reads the gateway's refund list by its gateway refund id instead, and never
+    sends it (it was never ours to send)."""
+    record(kit)
+    gid = sandbox.dashboard_refund("sbx_ch_pay_1", usd("5.00"), status="pending")
+    kit.reconcile()
+    [refund] = kit.refunds("pay_1")
+    assert refund.imported
+    sandbox.settle_pending(gid)  # its webhook is lost
+
+    def no_lookup(request: object) -> None:
+        raise AssertionError("an imported refund cannot be looked up by our refund id")
+
+    monkeypatch.setattr(sandbox, "lookup_refund", no_lookup)
+    monkeypatch.setattr(sandbox, "refund", no_lookup)
+    [(_, due)] = kit.recovery_due()
+    clock.advance(seconds=(due - clock.now).total_seconds() + 1)
+    [settled] = kit.recover().resolved
+    assert (settled.id, settled.status) == (refund.id, S.SUCCEEDED)
+    assert kit.payment("pay_1").refunded == usd("5.00")
+    assert kit.reconcile().clean
+
+
 def test_a_customer_balance_top_up_refunded_outside_shrinks_the_balance(
     kit: RefundKit, sandbox: SandboxGateway
 ) -> None:

@@ -897,6 +897,8 @@ class RefundKit:
             row = st.get_refund_row(tx, refund.id)
         void = bool(row and row["void"])
         request = _request(refund, payment, void)
+        if refund.imported:
+            return self._recover_imported(refund, payment, gw)
         try:
             found = gw.lookup_refund(request) if gw.capabilities.lookup else None
         except RefundkitError as exc:
@@ -943,6 +945,25 @@ class RefundKit:
                 return self._schedule_retry(refund, payment, str(exc))
             return self._apply_result(refund, payment, result)
         return self._schedule_retry(refund, payment, "not found at the gateway")
+
+    def _recover_imported(self, refund: Refund, payment: Payment, gw: Gateway) -> Refund:
+        """An imported refund never carried our id to the gateway, so ``lookup_refund``
+        cannot find it; the gateway's refund list can, by its gateway refund id. Without a
+        list the next ``reconcile`` settles it. Never sent, so never re-sent."""
+        try:
+            listed = gw.list_refunds(payment.gateway_payment_id)
+        except RefundkitError as exc:
+            return self._schedule_retry(refund, payment, f"listing refunds failed: {exc}")
+        ours = refund.gateway_refund_id
+        match = next((r for r in listed or () if r.gateway_refund_id == ours), None)
+        if match is None:
+            why = "imported refund not listed by the gateway" if listed else "run reconcile"
+            return self._schedule_retry(refund, payment, why)
+        result = GatewayRefundResult(match.status, match.gateway_refund_id, match.amount)
+        outcome = self._apply_result(refund, payment, result)
+        if outcome.status is S.PENDING:
+            return self._schedule_retry(outcome, payment, "still pending at the gateway")
+        return outcome
 
     def _schedule_retry(self, refund: Refund, payment: Payment, why: str) -> Refund:
         attempts = refund.attempts + 1

@@ -6,7 +6,7 @@ import enum
 import re
 import secrets
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -186,6 +186,10 @@ class Payment:
         }
 
 
+#: The gateway key of an imported refund (never sent; unique like every gateway key).
+EXTERNAL_KEY_PREFIX: Final = "external-"
+
+
 @attrs.frozen
 class Refund:
     id: str
@@ -205,6 +209,11 @@ class Refund:
     attempts: int = 0
     #: The customer-balance lot the money came out of (a top-up's or a credit's), if any.
     lot_id: str | None = None
+
+    @property
+    def imported(self) -> bool:
+        """Made at the gateway, not by refundkit: reconciliation recorded it."""
+        return self.gateway_idempotency_key.startswith(EXTERNAL_KEY_PREFIX)
 
     def to_dict(self) -> dict[str, Any]:
         return {

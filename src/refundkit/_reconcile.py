@@ -29,7 +29,7 @@ from ._errors import RefundkitError
 from ._events import REFUND_EXTERNAL, new_event_id, refund_event
 from ._gateway import GatewayPayment, GatewayRefund, GatewayRefundResult
 from ._ledger import refund_journal
-from ._model import Destination, Payment, Refund, RefundStatus, new_id
+from ._model import EXTERNAL_KEY_PREFIX, Destination, Payment, Refund, RefundStatus, new_id
 from ._money import Money
 
 if TYPE_CHECKING:
@@ -314,8 +314,7 @@ def _external_refund(payment: Payment, remote: GatewayRefund, now: datetime) -> 
         actor=f"gateway:{payment.gateway}",
         idempotency_key=None,
         gateway=payment.gateway,
-        # Never sent by refundkit; unique like every gateway key.
-        gateway_idempotency_key=f"external-{refund_id}",
+        gateway_idempotency_key=EXTERNAL_KEY_PREFIX + refund_id,
         gateway_refund_id=remote.gateway_refund_id,
         created_at=now,
         updated_at=now,
