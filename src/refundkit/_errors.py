@@ -141,6 +141,18 @@ class ApprovalRefused(RefundkitError):
     code = "approval_refused"
 
 
+class ResolutionRefused(RefundkitError):
+    """A manual-review decision that may not be made: the refund is not in manual review."""
+
+    code = "resolution_refused"
+
+
+class GatewayDisagrees(ResolutionRefused):
+    """The gateway says otherwise about the refund a person tries to decide."""
+
+    code = "gateway_disagrees"
+
+
 class InsufficientBalance(RefundkitError):
     """The customer balance does not hold the amount asked for."""
 

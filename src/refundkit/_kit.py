@@ -30,6 +30,7 @@ from ._errors import (
     CardDataRefused,
     GatewayAuthenticationError,
     GatewayDeclined,
+    GatewayDisagrees,
     GatewayError,
     GatewayPaymentNotFound,
     GatewayRateLimited,
@@ -48,6 +49,7 @@ from ._errors import (
     RefundNotAllowed,
     RefundNotFound,
     RequestInProgress,
+    ResolutionRefused,
     StalePlan,
 )
 from ._events import event_type_for, new_event_id, refund_event
@@ -731,8 +733,12 @@ class RefundKit:
         forget_key: bool = False,
         next_attempt_at: datetime | None = None,
         extra: Mapping[str, Any] | None = None,
+        also: Callable[[st.Tx, datetime], Mapping[str, Any]] | None = None,
     ) -> Refund:
-        """Move ``refund`` to ``to`` with its bookkeeping, once (confirm, recovery, webhooks)."""
+        """Move ``refund`` to ``to`` with its bookkeeping, once (confirm, recovery, webhooks).
+
+        ``also`` writes more in the same transaction when the move happens, and returns what
+        the event's ``data`` gains (a person's decision, say)."""
         now = self.clock()
         values: dict[str, Any] = {"status": to.value, "updated_at": now}
         if gateway_refund_id:
@@ -760,9 +766,11 @@ class RefundKit:
                 )
                 # Balances, journal and event commit with the status change, or not at all.
                 payment = self._book(conn, updated, payment, to, now)
+                more = also(conn, now) if also is not None else {}
                 etype = event_type_for(to)
                 if etype is not None:
                     event = refund_event(etype, updated, payment, now, event_id=new_event_id())
+                    event["data"].update(more)
                     st.insert_event(conn, event, updated.id)
                 moved = None
             else:
@@ -995,6 +1003,93 @@ class RefundKit:
             next_attempt_at=nxt,
             extra={"attempts": attempts},
         )
+
+    # --- manual review ----------------------------------------------------------------------
+
+    def resolve(
+        self,
+        refund_id: str,
+        status: str,
+        *,
+        actor: str,
+        note: str,
+        gateway_refund_id: str | None = None,
+        force: bool = False,
+    ) -> Refund:
+        """A person's decision about a refund in ``manual_review``: ``"succeeded"`` (booked,
+        journaled, ``charge.refunded``) or ``"failed"`` (its hold released, ``refund.failed``).
+
+        The gateway is asked first where it can be: when it says otherwise, ``GatewayDisagrees``
+        is raised and nothing is written (``force=True`` decides without asking, for a gateway
+        that is wrong or unreachable). Who, when, what and why are kept with the refund and
+        carried by the event as ``resolution``.
+        """
+        refund = self.get_refund(refund_id)
+        if status not in ("succeeded", "failed"):
+            raise InvalidInput("a refund in manual review is resolved as succeeded or failed")
+        actor = _need(_check_text(actor, "actor"), "actor")
+        note = _need(_check_text(note, "note"), "note")
+        if gateway_refund_id is not None:
+            check_id(gateway_refund_id, "gateway refund id")
+        if refund.status is not S.MANUAL_REVIEW:
+            raise ResolutionRefused(
+                f"refund {refund.id} is {refund.status}, not in manual review: only a refund in "
+                "manual review is decided by a person"
+            )
+        payment = self.payment(refund.payment_id)
+        checked, seen = (False, None) if force else self._gateway_view(refund, payment)
+        says = seen.status if seen is not None else "unknown to it" if checked else status
+        if says != status and not (says == "unknown to it" and status == "failed"):
+            raise GatewayDisagrees(
+                f"{refund.gateway} says refund {refund.id} is {says}"
+                + (f" (gateway refund {seen.gateway_refund_id})" if seen else "")
+                + f", not {status}; nothing was changed. Decide with force only if the "
+                "gateway is wrong."
+            )
+        grid = gateway_refund_id or (seen.gateway_refund_id if seen else None)
+
+        def record(tx: st.Tx, now: datetime) -> Mapping[str, Any]:
+            st.insert_resolution(tx, refund.id, status, actor, note, now, checked=checked)
+            return {"resolution": {"by": actor, "note": note, "at": iso(now), "status": status}}
+
+        to = S(status)
+        moved = self._apply(
+            refund,
+            payment,
+            to,
+            gateway_refund_id=grid,
+            failure_code="resolved_by_person" if to is S.FAILED else None,
+            failure_message=f"{actor}: {note}" if to is S.FAILED else None,
+            also=record,
+        )
+        if moved.status is not to:
+            raise ResolutionRefused(f"refund {refund.id} moved to {moved.status} meanwhile")
+        return moved
+
+    def resolution(self, refund_id: str) -> dict[str, Any] | None:
+        """The person's decision about a refund that was in manual review, if any."""
+        with self.store.read() as conn:
+            return st.get_resolution(conn, check_id(refund_id, "refund id"))
+
+    def _gateway_view(
+        self, refund: Refund, payment: Payment
+    ) -> tuple[bool, GatewayRefundResult | None]:
+        """(could the gateway be asked, what it says about ``refund``: None if it does not
+        know it). Gateway errors are raised."""
+        gw = self.gateway(refund.gateway)
+        if refund.imported or not gw.capabilities.lookup:
+            listed = gw.list_refunds(payment.gateway_payment_id)
+            if listed is None:
+                return False, None
+            ours = refund.gateway_refund_id
+            match = next((r for r in listed if ours and r.gateway_refund_id == ours), None)
+            if match is None:
+                # Found only by its gateway refund id: without one, a list cannot tell.
+                return ours is not None, None
+            return True, GatewayRefundResult(match.status, match.gateway_refund_id, match.amount)
+        with self.store.read() as tx:
+            row = st.get_refund_row(tx, refund.id)
+        return True, gw.lookup_refund(_request(refund, payment, bool(row and row["void"])))
 
     # --- reconciliation ---------------------------------------------------------------------
 
@@ -1602,6 +1697,12 @@ def _check_text(value: str | None, what: str) -> str | None:
         raise InvalidInput(f"{what} must be 1-200 characters without control characters")
     if find_pans(value):
         raise CardDataRefused(f"{what} looks like it holds a card number; it was not stored")
+    return value
+
+
+def _need(value: str | None, what: str) -> str:
+    if not value:
+        raise InvalidInput(f"{what} is required")
     return value
 
 

@@ -305,3 +305,18 @@ refund_approvals = sa.Table(
     ),
     sqlite_strict=True,
 )
+
+# A refund in manual_review that a person decided (docs/workers.md, "Manual review"): who,
+# when, what and why; written in the transaction that moves the refund.
+refund_resolutions = sa.Table(
+    "refund_resolutions",
+    metadata,
+    sa.Column("refund_id", sa.Text, sa.ForeignKey("refunds.id"), primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("resolved_by", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("resolved_at", UTCDateTime, nullable=False),
+    sa.Column("gateway_checked", Flag, nullable=False),
+    sa.CheckConstraint("status IN ('succeeded', 'failed')", name="ck_resolutions_status"),
+    sqlite_strict=True,
+)

@@ -26,7 +26,7 @@ from sqlalchemy.pool import StaticPool
 
 from . import migrations
 from ._errors import ConfigurationError, StoreNotFound
-from ._model import Card, Destination, Event, JournalLine, Payment, Refund, RefundStatus
+from ._model import Card, Destination, Event, JournalLine, Payment, Refund, RefundStatus, iso
 from ._money import Money
 from ._schema import (
     IN_FLIGHT_STATUSES,
@@ -236,6 +236,7 @@ _REFUND_COLUMNS = (
     "request_fingerprint, gateway_idempotency_key, gateway_refund_id, void, failure_code, "
     "failure_message, attempts, next_attempt_at, created_at, updated_at, lot_id"
 )
+_RESOLUTION_COLUMNS = "refund_id, status, resolved_by, note, resolved_at, gateway_checked"
 _LOT_COLUMNS = "id, customer_id, currency, kind, funding_payment_id, amount, remaining, created_at"
 
 
@@ -260,6 +261,10 @@ SQL: dict[str, str] = {
     "lock_payment_row": "SELECT id FROM payments WHERE id = :id FOR UPDATE",
     "insert_payment": _insert("payments", _PAYMENT_COLUMNS),
     "add_held": "UPDATE payments SET held = held + :delta WHERE id = :id",
+    "insert_resolution": _insert("refund_resolutions", _RESOLUTION_COLUMNS),
+    "get_resolution": (
+        f"SELECT {_RESOLUTION_COLUMNS} FROM refund_resolutions WHERE refund_id = :refund_id"
+    ),
     "set_payment_flags": (
         "UPDATE payments SET settled = :settled, disputed = :disputed WHERE id = :id"
     ),
@@ -670,6 +675,34 @@ def transition_refund(
 
 def update_refund(tx: Tx, refund_id: str, values: dict[str, Any]) -> None:
     tx.run(_prepared_update(tx, tuple(sorted(values)), ()), rid=refund_id, **_db_values(values))
+
+
+def insert_resolution(
+    tx: Tx, refund_id: str, status: str, by: str, note: str, at: datetime, *, checked: bool
+) -> None:
+    tx.run(
+        "insert_resolution",
+        refund_id=refund_id,
+        status=status,
+        resolved_by=by,
+        note=note,
+        resolved_at=to_db_time(at),
+        gateway_checked=int(checked),
+    )
+
+
+def get_resolution(tx: Tx, refund_id: str) -> dict[str, Any] | None:
+    row = tx.first("get_resolution", refund_id=refund_id)
+    if row is None:
+        return None
+    return {
+        "refund_id": row["refund_id"],
+        "status": row["status"],
+        "resolved_by": row["resolved_by"],
+        "note": row["note"],
+        "resolved_at": iso(from_db_time(row["resolved_at"])),
+        "gateway_checked": bool(row["gateway_checked"]),
+    }
 
 
 # --- balance lots ---------------------------------------------------------------------------

@@ -1355,6 +1355,50 @@ def recover_command(run: Run, payment_id: str | None, force: bool, schedule: str
         )
 
 
+@kit_command(cli, "resolve")
+@click.argument("refund_id")
+@click.option("--succeeded", "outcome", flag_value="succeeded", help="The money went back.")
+@click.option("--failed", "outcome", flag_value="failed", help="No money moved.")
+@click.option("--note", required=True, metavar="TEXT", help="Why: what you saw, and where.")
+@click.option("--by", "actor", required=True, metavar="NAME", help="Who decides (kept).")
+@click.option(
+    "--gateway-refund-id", metavar="ID", help="The gateway's id of the refund, if you found it."
+)
+@click.option(
+    "--force", is_flag=True, help="Decide without asking the gateway (it is wrong or down)."
+)
+def resolve_command(
+    run: Run,
+    refund_id: str,
+    outcome: str | None,
+    note: str,
+    actor: str,
+    gateway_refund_id: str | None,
+    force: bool,
+) -> None:
+    """Decide a refund in manual review: --succeeded or --failed, with --note and --by.
+
+    The gateway is asked first where it can be; if it says otherwise nothing changes and the
+    command exits 2 (--force decides anyway). Succeeded books the refund (journal,
+    charge.refunded); failed releases its hold (refund.failed). The decision is kept.
+    """
+    if outcome is None:
+        raise run.fail("usage", "say what happened: --succeeded or --failed")
+    refund = run.kit.resolve(
+        refund_id,
+        outcome,
+        actor=actor,
+        note=note,
+        gateway_refund_id=gateway_refund_id,
+        force=force,
+    )
+    if run.as_json:
+        run.emit({**refund.to_dict(), "resolution": run.kit.resolution(refund.id)})
+        return
+    run.console.print(refund_outcome(refund))
+    run.console.print(refund_summary(refund))
+
+
 def _print_recovery(
     console: Console, report: RecoveryReport, waiting: Sequence[Refund], *, force: bool
 ) -> None:
