@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, NoReturn
 
 import attrs
 import pytest
@@ -20,12 +21,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*install `httpx2`", category=UserWarning)
     from starlette.testclient import TestClient
 
-from refundkit import Money, RefundKit
+from refundkit import Card, Destination, Money, RefundKit
 from refundkit._approvals import Approvals
 from refundkit._errors import (
     ApprovalRefused,
     ConfigurationError,
     InsufficientRefundableBalance,
+    RefundNotAllowed,
+    StalePlan,
 )
 from refundkit.dashboard import create_app, settings_from_config
 
@@ -38,6 +41,7 @@ from ._dashboard import (
     seed,
     settings,
 )
+from .conftest import FakeClock
 
 
 def usd(text: str) -> Money:
@@ -542,22 +546,348 @@ def test_balance_refund_previews_the_plan_before_executing(
     assert seeded.balance(CUSTOMER).totals["USD"] == usd("5.00")
 
 
-def test_support_balance_refund_above_the_limit_is_refused(
+# --- balance approvals: a support user's balance refund above the limit waits -----------------
+
+SECOND_TOP_UP = "pay_bal_2"
+
+
+def preview_plan(client: TestClient, token: str, amount: str) -> str:
+    """The plan JSON the preview puts in its confirm form."""
+    import html as html_mod
+
+    r = client.post(
+        f"/customers/{CUSTOMER}/preview", data={"csrf": token, "amount": amount, "currency": "USD"}
+    )
+    assert r.status_code == 200, r.text
+    return html_mod.unescape(r.text.split('name="plan" value="', 1)[1].split('"', 1)[0])
+
+
+def ask_for_balance_approval(client: TestClient, kit: RefundKit, amount: str = "30.00") -> str:
+    """Sam previews ``amount`` of the balance and confirms: it waits. Returns its id."""
+    token = sign_in(client, "sam")
+    plan = preview_plan(client, token, amount)
+    r = client.post(
+        f"/customers/{CUSTOMER}/refund-balance",
+        data={"csrf": token, "plan": plan, "reason": "account_closed"},
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == f"/customers/{CUSTOMER}"
+    html = client.get(f"/customers/{CUSTOMER}").text
+    assert (
+        f"{amount} USD of {CUSTOMER}&#39;s balance awaits approval (asked by sam); it is not held"
+        in html
+    )
+    [approval] = Approvals(kit).find(customer_id=CUSTOMER)
+    return approval.id
+
+
+def second_top_up(kit: RefundKit, clock: FakeClock) -> None:
+    """A newer top-up of 20.00: the balance is 55.00 in two lots, newest first pay_bal_2."""
+    clock.advance(days=1)
+    kit.record_payment(
+        id=SECOND_TOP_UP, customer_id=CUSTOMER, amount=usd("20.00"), gateway="sandbox",
+        gateway_payment_id="sbx_ch_bal_2", destination=Destination.CUSTOMER_BALANCE,
+        card=Card(brand="visa", last4="1111", exp_month=1, exp_year=2031),
+    )  # fmt: skip
+    assert kit.balance(CUSTOMER).totals["USD"] == usd("55.00")
+
+
+def test_support_balance_refund_above_the_limit_waits_for_approval(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    """Was refused outright ("above your limit ... without approval"); now it waits, holding
+    nothing, like a payment refund."""
+    approval_id = ask_for_balance_approval(client, seeded)
+    assert seeded.refunds() == []
+    assert seeded.balance(CUSTOMER).totals["USD"] == usd("35.00")  # not held
+    approval = Approvals(seeded).get(approval_id)
+    assert (approval.kind, approval.customer_id, approval.payment_id) == (
+        "balance", CUSTOMER, None,
+    )  # fmt: skip
+    assert (approval.amount, approval.strategy, approval.reason) == (
+        usd("30.00"), "newest_first", "account_closed",
+    )  # fmt: skip
+    assert (approval.status, approval.requested_by, approval.plan) == ("pending", "sam", None)
+    html = client.get("/approvals").text
+    assert f'balance of <a href="/customers/{CUSTOMER}">{CUSTOMER}</a>' in html
+    assert "yours: another person decides" in html
+    r = client.post(f"/approvals/{approval_id}/approve", data={"csrf": csrf_of(html)})
+    assert r.status_code == 403  # support may not approve at all
+    assert seeded.refunds() == []
+
+
+def test_support_balance_refund_within_the_limit_runs_at_once(
     client: TestClient, seeded: RefundKit
 ) -> None:
     token = sign_in(client, "sam")
+    plan = preview_plan(client, token, "20.00")
     r = client.post(
-        f"/customers/{CUSTOMER}/preview", data={"csrf": token, "amount": "30.00", "currency": "USD"}
+        f"/customers/{CUSTOMER}/refund-balance", data={"csrf": token, "plan": plan, "reason": "x"}
     )
-    import html as html_mod
+    assert r.status_code == 303
+    [refund] = seeded.refunds()
+    assert (refund.amount, refund.actor) == (usd("20.00"), "sam")
+    assert Approvals(seeded).find() == []
 
-    plan = html_mod.unescape(r.text.split('name="plan" value="', 1)[1].split('"', 1)[0])
+
+def test_billing_admin_approves_a_balance_refund_and_its_legs_run(
+    client: TestClient, seeded: RefundKit, clock: FakeClock
+) -> None:
+    second_top_up(seeded, clock)
+    approval_id = ask_for_balance_approval(client, seeded, "45.00")
+    token = sign_in(client, "ann")
+    assert 'action="/approvals/' in client.get(f"/customers/{CUSTOMER}").text  # decide here
+    r = client.post(
+        f"/approvals/{approval_id}/approve",
+        data={"csrf": token, "note": "closing", "back": f"/customers/{CUSTOMER}"},
+    )
+    assert r.headers["location"] == f"/customers/{CUSTOMER}"
+    # Planned now, newest lot first: 20.00 back to pay_bal_2, 25.00 to pay_bal_1.
+    refunds = {r.payment_id: r for r in seeded.refunds()}
+    assert {p: (r.amount, r.status.value) for p, r in refunds.items()} == {
+        SECOND_TOP_UP: (usd("20.00"), "succeeded"),
+        BALANCE_PAYMENT: (usd("25.00"), "succeeded"),
+    }
+    assert {(r.actor, r.reason) for r in refunds.values()} == {
+        ("sam, approved by ann", "account_closed")
+    }
+    assert seeded.balance(CUSTOMER).totals["USD"] == usd("10.00")
+    approval = Approvals(seeded).get(approval_id)
+    assert (approval.status, approval.decided_by, approval.decision_note) == (
+        "approved", "ann", "closing",
+    )  # fmt: skip
+    assert approval.plan is not None
+    assert [(leg.payment_id, leg.amount) for leg in approval.plan.legs] == [
+        (SECOND_TOP_UP, usd("20.00")), (BALANCE_PAYMENT, usd("25.00")),
+    ]  # fmt: skip
+    assert set(approval.refund_ids) == {r.id for r in refunds.values()}
+    for i, leg in enumerate(approval.plan.legs):  # each leg ran under the stored plan's key
+        assert refunds[leg.payment_id].idempotency_key == approval.plan.leg_key(i)
+    for refund in refunds.values():  # journal and events, through the kit
+        lines = seeded.journal(refund.id)
+        debits = sum(x.amount.amount for x in lines if x.side == "debit")
+        assert debits == refund.amount.amount
+        assert debits == sum(x.amount.amount for x in lines if x.side == "credit")
+        assert [e.type for e in seeded.events(refund_id=refund.id)] == ["charge.refunded"]
+    html = client.get(f"/customers/{CUSTOMER}").text
+    assert (
+        f"Approved. Balance refund: 20.00 USD to {SECOND_TOP_UP}: succeeded, "
+        f"25.00 USD to {BALANCE_PAYMENT}: succeeded."
+    ) in html
+    assert "awaits approval" not in html
+    audit = client.get("/approvals").text
+    assert all(r.id in audit for r in refunds.values())
+    assert approval.plan.id in audit
+    # A second approver finds it decided: still one set of refunds.
+    token = sign_in(client, "bea")
+    client.post(f"/approvals/{approval_id}/approve", data={"csrf": token})
+    assert "already approved by ann" in client.get("/approvals").text
+    assert len(seeded.refunds()) == 2
+
+
+def test_balance_approval_four_eyes(seeded: RefundKit) -> None:
+    approvals = Approvals(seeded)
+    a = approvals.request_balance(CUSTOMER, usd("30.00"), reason="r", requested_by="ann")
+    with pytest.raises(ApprovalRefused, match="four eyes"):
+        approvals.approve_balance(a.id, approver="ann")
+    with pytest.raises(ApprovalRefused, match="four eyes"):
+        approvals.reject(a.id, approver="ann", note="no")
+    assert seeded.refunds() == []
+    assert (approvals.get(a.id).status, approvals.get(a.id).plan) == ("pending", None)
+
+
+def test_approving_a_balance_approval_twice_makes_one_set_of_refunds(
+    seeded: RefundKit, clock: FakeClock
+) -> None:
+    second_top_up(seeded, clock)
+    approvals = Approvals(seeded)
+    a = approvals.request_balance(CUSTOMER, usd("45.00"), reason="r", requested_by="sam")
+    first = approvals.approve_balance(a.id, approver="ann")
+    with pytest.raises(ApprovalRefused, match="already approved by ann"):
+        approvals.approve_balance(a.id, approver="bea")
+    assert sorted(r.id for r in seeded.refunds()) == sorted(
+        leg.refund_id for leg in first.legs if leg.refund_id
+    )
+    assert len(seeded.refunds()) == 2
+
+
+class Crash(Exception):
+    """A process dying at a chosen point (not a RefundkitError: nothing handles it)."""
+
+
+def crash(*args: object, **kwargs: object) -> NoReturn:
+    raise Crash
+
+
+def test_a_crash_between_claim_and_execute_replays_the_stored_plan(
+    seeded: RefundKit, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is stored as the approval is claimed; approving again (anyone but the asker)
+    executes that SAME plan, even though the balance grew meanwhile (a new plan would differ)."""
+    approvals = Approvals(seeded)
+    a = approvals.request_balance(CUSTOMER, usd("30.00"), reason="r", requested_by="sam")
+
+    monkeypatch.setattr(seeded, "execute", crash)
+    with pytest.raises(Crash):
+        approvals.approve_balance(a.id, approver="ann")
+    monkeypatch.undo()
+    claimed = approvals.get(a.id)
+    assert claimed.status == "approving"
+    assert claimed.plan is not None
+    assert seeded.refunds() == []
+    second_top_up(seeded, clock)  # newest first would now take pay_bal_2 first
+    result = approvals.approve_balance(a.id, approver="bea")
+    assert result.plan_id == claimed.plan.id
+    [refund] = seeded.refunds()
+    assert (refund.payment_id, refund.amount) == (BALANCE_PAYMENT, usd("30.00"))
+    assert refund.idempotency_key == claimed.plan.leg_key(0)
+    done = approvals.get(a.id)
+    assert (done.status, done.decided_by, done.refund_ids) == ("approved", "bea", (refund.id,))
+
+
+def test_a_crash_after_execute_replays_the_legs_without_new_refunds(
+    seeded: RefundKit, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second_top_up(seeded, clock)
+    approvals = Approvals(seeded)
+    a = approvals.request_balance(CUSTOMER, usd("45.00"), reason="r", requested_by="sam")
+    execute = seeded.execute
+
+    def execute_then_crash(*args: Any, **kwargs: Any) -> None:
+        execute(*args, **kwargs)
+        raise Crash
+
+    monkeypatch.setattr(seeded, "execute", execute_then_crash)
+    with pytest.raises(Crash):
+        approvals.approve_balance(a.id, approver="ann")
+    monkeypatch.undo()
+    made = sorted(r.id for r in seeded.refunds())
+    assert len(made) == 2
+    assert approvals.get(a.id).status == "approving"
+    result = approvals.approve_balance(a.id, approver="ann")
+    assert sorted(r.id for r in seeded.refunds()) == made  # replayed, nothing new
+    assert sorted(leg.refund_id or "" for leg in result.legs) == made
+    assert sorted(approvals.get(a.id).refund_ids) == made
+
+
+def test_rejecting_a_balance_approval_needs_a_reason_and_is_audited(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    approval_id = ask_for_balance_approval(client, seeded)
+    token = sign_in(client, "bea")
+    back = f"/customers/{CUSTOMER}"
+    client.post(f"/approvals/{approval_id}/reject", data={"csrf": token, "note": "", "back": back})
+    assert Approvals(seeded).get(approval_id).status == "pending"
+    r = client.post(
+        f"/approvals/{approval_id}/reject", data={"csrf": token, "note": "duplicate", "back": back}
+    )
+    assert r.headers["location"] == back
+    assert "Rejected the balance refund of 30.00 USD." in client.get(back).text
+    approval = Approvals(seeded).get(approval_id)
+    assert (approval.status, approval.decided_by, approval.decision_note) == (
+        "rejected", "bea", "duplicate",
+    )  # fmt: skip
+    assert approval.decided_at is not None
+    client.post(f"/approvals/{approval_id}/approve", data={"csrf": token})
+    assert seeded.refunds() == []
+    assert "already rejected by bea" in client.get("/approvals").text
+
+
+def test_balance_spent_meanwhile_refuses_the_approval_and_it_stays_pending(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    """Nothing is held: the balance spent meanwhile leaves too little, so approving is refused
+    with the planner's sentence, writes nothing and the approval stays pending."""
+    approval_id = ask_for_balance_approval(client, seeded, "30.00")
+    seeded.redeem_balance(CUSTOMER, usd("20.00"), reference="inv_1004")  # 15.00 left
+    sentence = seeded.plan_refund(CUSTOMER, usd("30.00"), scope="balance").reason
+    assert sentence
+    token = sign_in(client, "ann")
+    client.post(f"/approvals/{approval_id}/approve", data={"csrf": token})
+    assert str(escape(sentence)) in client.get("/approvals").text
+    approval = Approvals(seeded).get(approval_id)
+    assert (approval.status, approval.plan, approval.decided_by) == ("pending", None, None)
+    assert seeded.refunds() == []
+    assert seeded.balance(CUSTOMER).totals["USD"] == usd("15.00")
+
+
+def test_asking_for_more_than_the_balance_is_refused_at_once(
+    client: TestClient, seeded: RefundKit
+) -> None:
+    """The asker's plan no longer fits when confirmed: the planner's sentence, no approval."""
+    token = sign_in(client, "sam")
+    plan = preview_plan(client, token, "30.00")
+    seeded.redeem_balance(CUSTOMER, usd("20.00"), reference="inv_1004")
+    sentence = seeded.plan_refund(CUSTOMER, usd("30.00"), scope="balance").reason
+    assert sentence
     r = client.post(
         f"/customers/{CUSTOMER}/refund-balance", data={"csrf": token, "plan": plan, "reason": "x"}
     )
     assert r.status_code == 400
-    assert "30.00 USD is above your limit of 20.00 USD" in r.text
+    assert str(escape(sentence)) in r.text
+    assert Approvals(seeded).find() == []
+    with pytest.raises(InsufficientRefundableBalance):
+        Approvals(seeded).request_balance(CUSTOMER, usd("500.00"), reason="r", requested_by="sam")
+    assert Approvals(seeded).find() == []
+
+
+def test_a_stale_stored_plan_sends_the_approval_back_to_pending(
+    seeded: RefundKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claimed (then a crash), and the balance spent before it ran: its stored plan is stale,
+    no leg ran, so nothing was written and it waits again; approving plans anew then."""
+    approvals = Approvals(seeded)
+    a = approvals.request_balance(CUSTOMER, usd("30.00"), reason="r", requested_by="sam")
+    monkeypatch.setattr(seeded, "execute", crash)
+    with pytest.raises(Crash):
+        approvals.approve_balance(a.id, approver="ann")
+    monkeypatch.undo()
+    seeded.redeem_balance(CUSTOMER, usd("10.00"), reference="inv_1004")  # 25.00 left
+    with pytest.raises(StalePlan, match="pending again"):
+        approvals.approve_balance(a.id, approver="ann")
+    assert (approvals.get(a.id).status, approvals.get(a.id).plan) == ("pending", None)
     assert seeded.refunds() == []
+    with pytest.raises(InsufficientRefundableBalance):
+        approvals.approve_balance(a.id, approver="ann")
+    assert approvals.get(a.id).status == "pending"
+
+
+def test_a_policy_refusal_of_every_leg_sends_the_approval_back_to_pending(
+    seeded: RefundKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The funding payment disputed between claim and execute: its leg is refused by the
+    policy, nothing is written, the approval is pending again and can still be rejected."""
+    from refundkit.gateways.sandbox import SandboxGateway
+
+    approvals = Approvals(seeded)
+    a = approvals.request_balance(CUSTOMER, usd("30.00"), reason="r", requested_by="sam")
+    monkeypatch.setattr(seeded, "execute", crash)
+    with pytest.raises(Crash):
+        approvals.approve_balance(a.id, approver="ann")
+    monkeypatch.undo()
+    sandbox = seeded.gateway("sandbox")
+    assert isinstance(sandbox, SandboxGateway)
+    sandbox.set_disputed("sbx_ch_bal_1")
+    assert seeded.refresh_payment(BALANCE_PAYMENT).disputed
+    with pytest.raises(RefundNotAllowed):
+        approvals.approve_balance(a.id, approver="ann")
+    assert (approvals.get(a.id).status, approvals.get(a.id).plan) == ("pending", None)
+    assert seeded.refunds() == []
+    approvals.reject(a.id, approver="bea", note="disputed")
+    assert approvals.get(a.id).status == "rejected"
+
+
+def test_a_balance_approval_is_one_kind_in_the_database_too(seeded: RefundKit) -> None:
+    """CHECKs: a balance approval names no payment, and one approving keeps its plan."""
+    import sqlalchemy as sa
+
+    from refundkit._schema import refund_approvals as t
+
+    a = Approvals(seeded).request_balance(CUSTOMER, usd("30.00"), reason="r", requested_by="s")
+    for values in ({"payment_id": BALANCE_PAYMENT}, {"status": "approving"}, {"kind": "payment"}):
+        with pytest.raises(sa.exc.IntegrityError), seeded.store.connect() as conn:
+            conn.execute(t.update().where(t.c.id == a.id).values(**values))
+    assert Approvals(seeded).get(a.id) == a
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -296,6 +296,103 @@ def test_r3_4_other_checks(
     )
 
 
+# --- refund approvals (0004, 0005): a row is a payment approval or a balance approval ---------
+
+APPROVAL = (
+    "INSERT INTO refund_approvals (id, kind, payment_id, customer_id, strategy, plan, currency,"
+    " amount, reason, status, requested_by, requested_at) VALUES (:id, :kind, :payment_id,"
+    " :customer_id, :strategy, :plan, 'USD', 500, 'r', :status, 'sam', :at)"
+)
+PAYMENT_APPROVAL = {"kind": "payment", "payment_id": "pay_1", "customer_id": None,
+                    "strategy": None, "plan": None, "status": "pending"}  # fmt: skip
+BALANCE_APPROVAL = {"kind": "balance", "payment_id": None, "customer_id": "cus_1",
+                    "strategy": "newest_first", "plan": None, "status": "pending"}  # fmt: skip
+
+
+def add_approval(kit: RefundKit, id: str, **values: Any) -> None:
+    run(kit, APPROVAL, id=id, at=kit.clock(), **values)
+
+
+def approval_count(kit: RefundKit) -> int:
+    with kit.store.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM refund_approvals")).scalar_one())
+
+
+def test_approvals_of_either_kind_are_accepted(booked: RefundKit) -> None:
+    """Control for the refusals below: a payment and a balance approval, as the code writes."""
+    add_approval(booked, "apr_p", **PAYMENT_APPROVAL)
+    add_approval(booked, "apr_b", **BALANCE_APPROVAL)
+    add_approval(booked, "apr_c", **BALANCE_APPROVAL | {"status": "approving", "plan": "{}"})
+    assert approval_count(booked) == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "constraint"),
+    [
+        (PAYMENT_APPROVAL | {"customer_id": "cus_1"}, "ck_approvals_kind"),
+        (PAYMENT_APPROVAL | {"payment_id": None}, "ck_approvals_kind"),
+        (PAYMENT_APPROVAL | {"strategy": "newest_first"}, "ck_approvals_kind"),
+        (BALANCE_APPROVAL | {"payment_id": "pay_1"}, "ck_approvals_kind"),
+        (BALANCE_APPROVAL | {"customer_id": None}, "ck_approvals_kind"),
+        (BALANCE_APPROVAL | {"strategy": None}, "ck_approvals_kind"),
+        (BALANCE_APPROVAL | {"kind": "invoice"}, "ck_approvals_kind"),
+        (BALANCE_APPROVAL | {"status": "approving"}, "ck_approvals_balance_plan"),
+        (BALANCE_APPROVAL | {"status": "approved"}, "ck_approvals_balance_plan"),
+    ],
+    ids=[
+        "payment+customer", "payment-without-payment", "payment+strategy", "balance+payment",
+        "balance-without-customer", "balance-without-strategy", "unknown-kind",
+        "approving-without-plan", "approved-without-plan",
+    ],
+)  # fmt: skip
+def test_an_approval_is_exactly_one_kind(
+    booked: RefundKit, values: dict[str, Any], constraint: str
+) -> None:
+    """0005: both kinds share the table; CHECKs keep each row one or the other, and a balance
+    approval being approved keeps the plan a retry replays."""
+    refused(
+        booked,
+        lambda: add_approval(booked, "apr_x", **values),
+        f"CHECK constraint failed: {constraint}",
+    )
+    assert approval_count(booked) == 0
+
+
+def test_0005_keeps_the_payment_approvals_made_before_it(kit: RefundKit) -> None:
+    """Upgrading from 0004 turns its rows into payment approvals, unchanged and still usable;
+    downgrading drops only the balance approvals (0004 cannot hold them)."""
+    from refundkit._approvals import Approvals
+
+    record(kit, destination=Destination.CUSTOMER_BALANCE)
+    cfg = alembic_config()
+    with kit.store.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    run(
+        kit,
+        "INSERT INTO refund_approvals (id, payment_id, currency, amount, reason, status,"
+        " requested_by, requested_at) VALUES ('apr_old', 'pay_1', 'USD', 500, 'r', 'pending',"
+        " 'sam', :at)",
+        at=kit.clock(),
+    )
+    with kit.store.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    approvals = Approvals(kit)
+    old = approvals.get("apr_old")
+    assert (old.kind, old.payment_id, old.customer_id, old.amount) == (
+        "payment", "pay_1", None, usd("5.00"),
+    )  # fmt: skip
+    assert approvals.approve("apr_old", approver="ann").amount == usd("5.00")
+    approvals.request_balance("cus_1", usd("5.00"), reason="r", requested_by="sam")
+    with kit.store.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        ids = conn.execute(sa.text("SELECT id FROM refund_approvals")).scalars().all()
+        command.upgrade(cfg, "head")
+    assert ids == ["apr_old"]
+
+
 # --- R-3.4 / R-1.10: UNIQUE constraints -------------------------------------------------------
 
 

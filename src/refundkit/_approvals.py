@@ -6,28 +6,41 @@ over-refund, however many refunds happened meanwhile) and a double click, two ap
 once or a retry after a crash make one refund. Every decision is kept: who asked and when,
 who decided, when and why.
 
+A balance approval (``kind="balance"``) waits for a refund of a customer's balance to the
+cards that funded it. Approving plans it then (``scope="balance"``, the strategy asked for) and
+stores that plan on the approval as it claims it; the plan's legs run with keys derived from the
+plan id, so a retry after a crash, a double click or a second approver re-executes the SAME
+stored plan and its legs replay (``RefundKit.execute``).
+
 States: ``pending`` → ``approving`` (claimed by one approver, the refund under way) →
-``approved`` (with its refund id); ``pending`` → ``rejected``. A refusal by the policy puts the
-approval back to ``pending`` with nothing written, so it can still be rejected.
+``approved`` (with its refund id, or a balance approval's refund ids); ``pending`` →
+``rejected``. A refusal by the policy (or the planner) puts the approval back to ``pending``
+with nothing written, so it can still be rejected.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import _store as st
 from ._errors import (
     ApprovalRefused,
     GatewayError,
+    InsufficientRefundableBalance,
     InvalidInput,
     NotFound,
     RefundkitError,
+    RefundNotAllowed,
     RequestInProgress,
+    StalePlan,
 )
 from ._model import Refund, check_id, iso, new_id
 from ._money import Money
+from ._planner import STRATEGIES, Plan, PlanResult
 from ._policy import check_amount
 from ._schema import refund_approvals as t
 
@@ -38,7 +51,8 @@ if TYPE_CHECKING:
 @attrs.frozen
 class Approval:
     id: str
-    payment_id: str
+    #: The payment to refund (a payment approval), or None for a balance approval.
+    payment_id: str | None
     amount: Money
     reason: str
     status: str
@@ -48,14 +62,31 @@ class Approval:
     decided_at: datetime | None = None
     decision_note: str | None = None
     refund_id: str | None = None
+    kind: str = "payment"
+    #: A balance approval's customer, the strategy asked for, and the plan fixed when claimed.
+    customer_id: str | None = None
+    strategy: str | None = None
+    plan: Plan | None = None
+    #: The refunds a balance approval made (its plan's legs).
+    refund_ids: tuple[str, ...] = ()
 
     @property
     def idempotency_key(self) -> str:
         """The refund's key: approving twice replays the same refund."""
         return f"approval-{self.id}"
 
+    @property
+    def plan_id(self) -> str | None:
+        return self.plan.id if self.plan else None
+
     def sentence(self) -> str:
-        """The pending approval in plain words, next to the quote it does not hold."""
+        """The pending approval in plain words, next to the quote (or balance) it does not hold."""
+        if self.kind == "balance":
+            return (
+                f"{self.amount} of {self.customer_id}'s balance awaits approval (asked by "
+                f"{self.requested_by}); it is not held: the balance is planned and checked "
+                "again when it is approved."
+            )
         return (
             f"{self.amount} awaits approval (asked by {self.requested_by}); it is not held: "
             "the limits are checked again when it is approved."
@@ -74,6 +105,11 @@ class Approval:
             "decided_at": iso(self.decided_at) if self.decided_at else None,
             "decision_note": self.decision_note,
             "refund_id": self.refund_id,
+            "kind": self.kind,
+            "customer_id": self.customer_id,
+            "strategy": self.strategy,
+            "plan_id": self.plan_id,
+            "refund_ids": list(self.refund_ids),
         }
 
 
@@ -90,6 +126,11 @@ def _from_row(r: Any) -> Approval:
         decided_at=r.decided_at,
         decision_note=r.decision_note,
         refund_id=r.refund_id,
+        kind=r.kind,
+        customer_id=r.customer_id,
+        strategy=r.strategy,
+        plan=Plan.from_dict(json.loads(r.plan)) if r.plan else None,
+        refund_ids=tuple(json.loads(r.refund_ids)) if r.refund_ids else (),
     )
 
 
@@ -131,9 +172,67 @@ class Approvals:
                     status="pending",
                     requested_by=requested_by,
                     requested_at=approval.requested_at,
+                    kind="payment",
                 )
             )
         return approval
+
+    def request_balance(
+        self,
+        customer_id: str,
+        amount: Money,
+        *,
+        reason: str,
+        requested_by: str,
+        strategy: str = "newest_first",
+    ) -> Approval:
+        """Ask for ``amount`` of the customer's balance to go back to the cards that funded it.
+        Refused now (nothing written) when the balance cannot cover it, with the planner's
+        sentence; nothing is held meanwhile."""
+        from ._kit import _check_money, _check_text
+
+        check_id(customer_id, "customer id")
+        _check_money(amount, "amount")
+        if strategy not in STRATEGIES:
+            raise InvalidInput(f"strategy must be one of {', '.join(STRATEGIES)}")
+        reason = _need_text(_check_text(reason, "reason"), "reason")
+        requested_by = _need_text(_check_text(requested_by, "requester"), "requester")
+        self._plan(customer_id, amount, strategy)  # the planner's refusal, before writing
+        approval = Approval(
+            id=new_id("apr_"),
+            payment_id=None,
+            amount=amount,
+            reason=reason,
+            status="pending",
+            requested_by=requested_by,
+            requested_at=self.kit.clock(),
+            kind="balance",
+            customer_id=customer_id,
+            strategy=strategy,
+        )
+        with self.kit.store.connect() as conn:
+            conn.execute(
+                t.insert().values(
+                    id=approval.id,
+                    kind="balance",
+                    customer_id=customer_id,
+                    strategy=strategy,
+                    currency=amount.currency,
+                    amount=amount.amount,
+                    reason=reason,
+                    status="pending",
+                    requested_by=requested_by,
+                    requested_at=approval.requested_at,
+                )
+            )
+        return approval
+
+    def _plan(self, customer_id: str, amount: Money, strategy: str) -> Plan:
+        """The balance plan now, or the planner's refusal when the balance cannot cover it."""
+        plan = self.kit.plan_refund(customer_id, amount, strategy=strategy, scope="balance")
+        if plan.unrefundable:
+            raise InsufficientRefundableBalance(plan.reason or "the balance cannot cover it")
+        return plan
 
     def get(self, approval_id: str) -> Approval:
         check_id(approval_id, "approval id")
@@ -143,11 +242,19 @@ class Approvals:
             raise NotFound(f"no approval {approval_id!r}")
         return _from_row(row)
 
-    def find(self, *, payment_id: str | None = None, status: str | None = None) -> list[Approval]:
-        """Approvals, newest first."""
+    def find(
+        self,
+        *,
+        payment_id: str | None = None,
+        customer_id: str | None = None,
+        status: str | None = None,
+    ) -> list[Approval]:
+        """Approvals, newest first (``customer_id`` finds that customer's balance approvals)."""
         query = t.select().order_by(t.c.requested_at.desc(), t.c.id)
         if payment_id is not None:
             query = query.where(t.c.payment_id == payment_id)
+        if customer_id is not None:
+            query = query.where(t.c.customer_id == customer_id)
         if status is not None:
             query = query.where(t.c.status == status)
         with self.kit.store.connect() as conn:
@@ -161,7 +268,10 @@ class Approvals:
 
         approver = _need_text(_check_text(approver, "approver"), "approver")
         note = _check_text(note or None, "note")
+        if self._checked(approval_id, approver).payment_id is None:
+            raise InvalidInput(f"approval {approval_id} is a balance refund: use approve_balance")
         approval = self._claim(approval_id, approver, frm=("pending", "approving"), to="approving")
+        assert approval.payment_id is not None
         try:
             refund = self.kit.refund(
                 approval.payment_id,
@@ -184,6 +294,99 @@ class Approvals:
         self._decide(approval_id, approver, note, refund.id)
         return refund
 
+    def approve_balance(
+        self, approval_id: str, *, approver: str, note: str | None = None
+    ) -> PlanResult:
+        """Plan the balance refund now (caps and lots as they are now), store that plan on the
+        approval as it is claimed, then execute it. An approval already ``approving`` (a crash,
+        a second approver) executes its stored plan again: the legs replay, no new refunds.
+        Raises the planner's refusal (stays pending, nothing written)."""
+        from ._kit import _check_text
+
+        approver = _need_text(_check_text(approver, "approver"), "approver")
+        note = _check_text(note or None, "note")
+        approval = self._checked(approval_id, approver)
+        if approval.kind != "balance":
+            raise InvalidInput(f"approval {approval_id} is a payment refund: use approve")
+        if approval.status == "pending":
+            approval = self._claim_with_plan(approval)
+        if approval.status != "approving" or approval.plan is None:
+            raise _already(approval)
+        return self._execute(approval, approval.plan, approver, note)
+
+    def _claim_with_plan(self, approval: Approval) -> Approval:
+        """Plan now and claim the pending approval with that plan; if another approver claimed
+        it first, theirs is the plan (read back)."""
+        assert approval.customer_id is not None
+        assert approval.strategy is not None
+        plan = self._plan(approval.customer_id, approval.amount, approval.strategy)
+        with self.kit.store.connect() as conn:
+            done = conn.execute(
+                t.update()
+                .where(t.c.id == approval.id, t.c.status == "pending")
+                .values(status="approving", plan=json.dumps(plan.to_dict()))
+            ).rowcount
+        return (
+            attrs.evolve(approval, status="approving", plan=plan) if done else self.get(approval.id)
+        )
+
+    def _execute(
+        self, approval: Approval, plan: Plan, approver: str, note: str | None
+    ) -> PlanResult:
+        actor = f"{approval.requested_by}, approved by {approver}"[:200]
+        try:
+            result = self.kit.execute(plan, reason=approval.reason, actor=actor)
+        except StalePlan as exc:
+            raise self._stale(approval, plan, exc) from None
+        made = tuple(leg.refund_id for leg in result.legs if leg.refund_id)
+        codes = [leg.error["code"] for leg in result.legs if leg.error]
+        if "request_in_progress" in codes:
+            # Another approver is executing this plan: theirs decides.
+            raise RequestInProgress(f"approval {approval.id} is being approved by someone else")
+        if not made:
+            # Every leg refused by the policy: nothing written, so it waits again.
+            self._unclaim(approval.id, plan)
+            first = next(leg.error for leg in result.legs if leg.error)
+            raise RefundNotAllowed(str(first["message"]))
+        self._set(
+            approval.id,
+            ("approving",),
+            status="approved",
+            decided_by=approver,
+            decided_at=self.kit.clock(),
+            decision_note=note,
+            refund_ids=json.dumps(made),
+        )
+        return result
+
+    def _stale(self, approval: Approval, plan: Plan, exc: StalePlan) -> StalePlan:
+        """The stored plan's sources changed before all its legs ran. If none ran, nothing
+        was written: the approval waits again (approving plans anew). Otherwise it stays
+        ``approving`` for a person to look at: a new plan could refund twice."""
+        if not self._any_leg_ran(plan):
+            self._unclaim(approval.id, plan)
+            return StalePlan(
+                f"the balance changed since approval {approval.id} was claimed; nothing was "
+                "refunded and it is pending again"
+            )
+        return StalePlan(f"approval {approval.id} ran part of its plan, then: {exc}")
+
+    def _any_leg_ran(self, plan: Plan) -> bool:
+        with self.kit.store.read() as tx:
+            return any(st.refund_by_key(tx, plan.leg_key(i)) for i in range(len(plan.legs)))
+
+    def _unclaim(self, approval_id: str, plan: Plan) -> None:
+        with self.kit.store.connect() as conn:
+            conn.execute(
+                t.update()
+                .where(
+                    t.c.id == approval_id,
+                    t.c.status == "approving",
+                    t.c.plan == json.dumps(plan.to_dict()),
+                )
+                .values(status="pending", plan=None)
+            )
+
     def reject(self, approval_id: str, *, approver: str, note: str) -> Approval:
         from ._kit import _check_text
 
@@ -202,15 +405,20 @@ class Approvals:
 
     # --- state changes: conditional updates, so only one decision wins ---------------------
 
-    def _claim(
-        self, approval_id: str, approver: str, *, frm: tuple[str, ...], to: str, **values: Any
-    ) -> Approval:
+    def _checked(self, approval_id: str, approver: str) -> Approval:
+        """The approval, if ``approver`` may decide it (four eyes)."""
         approval = self.get(approval_id)
         if approval.requested_by == approver:
             raise ApprovalRefused(
                 f"{approver} asked for this refund; another person must approve or reject it "
                 "(four eyes)"
             )
+        return approval
+
+    def _claim(
+        self, approval_id: str, approver: str, *, frm: tuple[str, ...], to: str, **values: Any
+    ) -> Approval:
+        approval = self._checked(approval_id, approver)
         with self.kit.store.connect() as conn:
             done = conn.execute(
                 t.update()
@@ -218,9 +426,7 @@ class Approvals:
                 .values(status=to, **values)
             ).rowcount
         if not done:
-            now = self.get(approval_id)
-            who = f" by {now.decided_by}" if now.decided_by else ""
-            raise ApprovalRefused(f"approval {approval_id} is already {now.status}{who}")
+            raise _already(self.get(approval_id))
         return approval
 
     def _set(self, approval_id: str, frm: tuple[str, ...], **values: Any) -> None:
@@ -241,6 +447,11 @@ class Approvals:
             decision_note=note,
             refund_id=refund_id,
         )
+
+
+def _already(approval: Approval) -> ApprovalRefused:
+    who = f" by {approval.decided_by}" if approval.decided_by else ""
+    return ApprovalRefused(f"approval {approval.id} is already {approval.status}{who}")
 
 
 def _need_text(value: str | None, what: str) -> str:

@@ -278,12 +278,24 @@ sa.Index(
 # Refunds above a dashboard user's limit wait here for a second person (docs/dashboard.md).
 # A pending approval holds nothing: approving runs the refund through the kit, caps checked then.
 APPROVAL_STATUSES = ("pending", "approving", "approved", "rejected")
+# A row is either a payment approval or a balance approval, never both or neither.
+APPROVAL_KIND_CHECK = (
+    "(kind = 'payment' AND payment_id IS NOT NULL AND customer_id IS NULL"
+    " AND strategy IS NULL AND plan IS NULL AND refund_ids IS NULL)"
+    " OR (kind = 'balance' AND payment_id IS NULL AND customer_id IS NOT NULL"
+    " AND strategy IS NOT NULL AND refund_id IS NULL)"
+)
+# A balance approval being (or once) approved keeps the plan it runs: a retry replays that one.
+APPROVAL_PLAN_CHECK = (
+    "kind <> 'balance' OR status NOT IN ('approving', 'approved') OR plan IS NOT NULL"
+)
 
 refund_approvals = sa.Table(
     "refund_approvals",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=False, index=True),
+    # A payment approval names its payment; a balance approval (0005) its customer instead.
+    sa.Column("payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=True, index=True),
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("amount", Amount, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
@@ -294,6 +306,13 @@ refund_approvals = sa.Table(
     sa.Column("decided_at", UTCDateTime, nullable=True),
     sa.Column("decision_note", sa.Text, nullable=True),
     sa.Column("refund_id", sa.Text, nullable=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=True, index=True),
+    # The planner strategy asked for, and the plan fixed when an approver claimed it (JSON).
+    sa.Column("strategy", sa.Text, nullable=True),
+    sa.Column("plan", sa.Text, nullable=True),
+    # The refunds a balance approval made (a JSON list of ids); a payment one uses refund_id.
+    sa.Column("refund_ids", sa.Text, nullable=True),
     sa.CheckConstraint("amount > 0", name="ck_approvals_amount_positive"),
     sa.CheckConstraint(
         "status IN (" + ", ".join(f"'{s}'" for s in APPROVAL_STATUSES) + ")",
@@ -303,6 +322,8 @@ refund_approvals = sa.Table(
     sa.CheckConstraint(
         "decided_by IS NULL OR decided_by <> requested_by", name="ck_approvals_four_eyes"
     ),
+    sa.CheckConstraint(APPROVAL_KIND_CHECK, name="ck_approvals_kind"),
+    sa.CheckConstraint(APPROVAL_PLAN_CHECK, name="ck_approvals_balance_plan"),
     sqlite_strict=True,
 )
 

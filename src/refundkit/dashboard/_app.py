@@ -1,8 +1,9 @@
 """The admin dashboard: a Starlette app over a ``RefundKit``, server-rendered, no JavaScript.
 
 Every page reads through the kit's facade (quote, payment, refunds, events, journal, balance,
-plan_refund, execute); refunds above a user's limit go to ``Approvals``. Every POST form carries
-the session's CSRF token; the session is a signed cookie (HttpOnly, SameSite=Lax).
+plan_refund, execute); refunds above a user's limit (of a payment or of a customer's balance)
+go to ``Approvals``. Every POST form carries the session's CSRF token; the session is a signed
+cookie (HttpOnly, SameSite=Lax).
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._approvals import Approvals
-from .._errors import GatewayError, InvalidInput, NotFound, RefundkitError, RefundNotAllowed
+from .._approvals import Approval, Approvals
+from .._errors import GatewayError, InvalidInput, NotFound, RefundkitError
 from .._kit import RefundKit
 from .._model import Payment, Refund, new_id
 from .._money import Money
-from .._planner import Plan
+from .._planner import Plan, PlanResult
 from ._settings import APPROVERS, REFUNDERS, DashboardSettings, User
 from ._throttle import SignInThrottle
 
@@ -276,8 +277,10 @@ class Dashboard:
             refundable=self._refundable(payments),
             currencies=currencies,
             can_refund=user.role in REFUNDERS,
+            approvals=self.approvals.find(customer_id=customer_id, status="pending"),
             plan=plan,
             plan_json=json.dumps(plan.to_dict()) if plan else "",
+            limit=self.settings.refund_limit(user.role, plan.allocation.currency) if plan else None,
             error=error,
         )
 
@@ -301,18 +304,22 @@ class Dashboard:
             if plan.customer_id != customer_id or plan.scope != "balance":
                 raise InvalidInput("this plan is for another customer or scope")
             planned = plan.allocation.planned
+            reason = str(form.get("reason", "")).strip() or None
             limit = self.settings.refund_limit(user.role, planned.currency)
             if limit is not None and planned > limit:
-                raise RefundNotAllowed(
-                    f"{planned} is above your limit of {limit} without approval; "
-                    "a billing admin can refund it."
-                )
-            reason = str(form.get("reason", "")).strip() or None
+                # Above the limit it waits: approving plans again then (same strategy).
+                if not reason:
+                    raise InvalidInput("Give a reason for the refund.")
+                approval = self.approvals.request_balance(
+                    customer_id, planned, reason=reason, requested_by=user.name,
+                    strategy=plan.strategy,
+                )  # fmt: skip
+                flash(request, "approval", approval.sentence(), approval.id)
+                return RedirectResponse(f"/customers/{customer_id}", status_code=303)
             result = self.kit.execute(plan, reason=reason, actor=user.name)
         except (RefundkitError, ValueError) as exc:
             return self.customer_page(request, customer_id, 400, str(exc))
-        done = ", ".join(f"{r.leg.amount} to {r.leg.payment_id}: {r.status}" for r in result.legs)
-        flash(request, "succeeded", f"Balance refund: {done}.", plan.id)
+        flash(request, "succeeded", f"Balance refund: {_legs_sentence(result)}.", plan.id)
         return RedirectResponse(f"/customers/{customer_id}", status_code=303)
 
     # --- approvals --------------------------------------------------------------------------
@@ -334,17 +341,22 @@ class Dashboard:
         assert user is not None
         note = str(form.get("note", "")).strip()
         back = str(form.get("back", "")) or "/approvals"
-        if back not in ("/approvals", f"/payments/{approval.payment_id}"):
+        if back not in ("/approvals", _approval_page(approval)):
             back = "/approvals"
         try:
-            if decision == "approve":
+            if decision == "approve" and approval.kind == "balance":
+                result = self.approvals.approve_balance(approval.id, approver=user.name, note=note)
+                done = f"Approved. Balance refund: {_legs_sentence(result)}."
+                flash(request, "succeeded", done, result.plan_id)
+            elif decision == "approve":
                 refund = self.approvals.approve(approval.id, approver=user.name, note=note)
                 flash(
                     request, refund.status.value, "Approved. " + _refund_sentence(refund), refund.id
                 )
             else:
                 self.approvals.reject(approval.id, approver=user.name, note=note)
-                rejected = f"Rejected the refund of {approval.amount}."
+                what = "balance refund" if approval.kind == "balance" else "refund"
+                rejected = f"Rejected the {what} of {approval.amount}."
                 flash(request, "rejected", rejected, approval.id)
         except GatewayError as exc:
             flash(request, "failed", f"Approved, but the gateway refused: {exc}", approval.id)
@@ -379,6 +391,17 @@ async def checked_form(request: Request) -> FormData:
 
 def flash(request: Request, kind: str, message: str, ref: str | None = None) -> None:
     request.session["flash"] = {"kind": kind, "message": message, "ref": ref}
+
+
+def _approval_page(approval: Approval) -> str:
+    """The page an approval belongs to: its payment's, or its customer's for a balance one."""
+    if approval.payment_id is None:
+        return f"/customers/{approval.customer_id}"
+    return f"/payments/{approval.payment_id}"
+
+
+def _legs_sentence(result: PlanResult) -> str:
+    return ", ".join(f"{r.leg.amount} to {r.leg.payment_id}: {r.status}" for r in result.legs)
 
 
 def _refund_sentence(refund: Refund) -> str:
