@@ -890,6 +890,54 @@ def test_a_balance_approval_is_one_kind_in_the_database_too(seeded: RefundKit) -
     assert Approvals(seeded).get(a.id) == a
 
 
+# --- manual review: a billing admin decides ----------------------------------------------------
+
+
+def in_manual_review(kit: RefundKit, clock: FakeClock) -> str:
+    """A 10.95 refund of the invoice payment that timed out before the sandbox applied it,
+    given up on by recovery."""
+    kit.retry_schedule = (timedelta(minutes=1),)
+    rid = kit.refund(INVOICE_PAYMENT, usd("10.95")).id
+    clock.advance(days=2)  # past the sandbox's key window: recovery only looks up
+    kit.recover(force=True)
+    assert kit.get_refund(rid).status.value == "manual_review"
+    return rid
+
+
+def test_a_billing_admin_resolves_a_refund_in_manual_review(
+    client: TestClient, seeded: RefundKit, clock: FakeClock
+) -> None:
+    rid = in_manual_review(seeded, clock)
+    token = sign_in(client, "ann")
+    page = client.get(f"/payments/{INVOICE_PAYMENT}").text
+    assert f'action="/refunds/{rid}/resolve"' in page
+    url = f"/refunds/{rid}/resolve"
+    said = {"csrf": token, "note": "seen in the dashboard"}
+    r = client.post(url, data={**said, "outcome": "succeeded"})  # the gateway never saw it
+    assert r.status_code == 303
+    assert "not succeeded; nothing was changed" in client.get(r.headers["location"]).text
+    assert seeded.get_refund(rid).status.value == "manual_review"
+    r = client.post(url, data={**said, "outcome": "failed"})
+    assert "Resolved as failed: 10.95 USD." in client.get(r.headers["location"]).text
+    assert seeded.get_refund(rid).status.value == "failed"
+    resolution = seeded.resolution(rid)
+    assert resolution is not None
+    assert (resolution["resolved_by"], resolution["note"]) == ("ann", "seen in the dashboard")
+
+
+def test_only_a_billing_admin_sees_and_may_post_the_resolve_form(
+    client: TestClient, seeded: RefundKit, clock: FakeClock
+) -> None:
+    rid = in_manual_review(seeded, clock)
+    token = sign_in(client, "sam")
+    assert "/resolve" not in client.get(f"/payments/{INVOICE_PAYMENT}").text
+    r = client.post(
+        f"/refunds/{rid}/resolve", data={"csrf": token, "note": "n", "outcome": "failed"}
+    )
+    assert r.status_code == 403
+    assert seeded.get_refund(rid).status.value == "manual_review"
+
+
 # --- configuration ----------------------------------------------------------------------------
 
 GOOD_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"

@@ -296,7 +296,7 @@ def test_r3_4_other_checks(
     )
 
 
-# --- refund approvals (0004, 0005): a row is a payment approval or a balance approval ---------
+# --- refund approvals (0004, 0006): a row is a payment approval or a balance approval ---------
 
 APPROVAL = (
     "INSERT INTO refund_approvals (id, kind, payment_id, customer_id, strategy, plan, currency,"
@@ -348,7 +348,7 @@ def test_approvals_of_either_kind_are_accepted(booked: RefundKit) -> None:
 def test_an_approval_is_exactly_one_kind(
     booked: RefundKit, values: dict[str, Any], constraint: str
 ) -> None:
-    """0005: both kinds share the table; CHECKs keep each row one or the other, and a balance
+    """0006: both kinds share the table; CHECKs keep each row one or the other, and a balance
     approval being approved keeps the plan a retry replays."""
     refused(
         booked,
@@ -358,7 +358,7 @@ def test_an_approval_is_exactly_one_kind(
     assert approval_count(booked) == 0
 
 
-def test_0005_keeps_the_payment_approvals_made_before_it(kit: RefundKit) -> None:
+def test_0006_keeps_the_payment_approvals_made_before_it(kit: RefundKit) -> None:
     """Upgrading from 0004 turns its rows into payment approvals, unchanged and still usable;
     downgrading drops only the balance approvals (0004 cannot hold them)."""
     from refundkit._approvals import Approvals

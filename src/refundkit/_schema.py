@@ -294,7 +294,7 @@ refund_approvals = sa.Table(
     "refund_approvals",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    # A payment approval names its payment; a balance approval (0005) its customer instead.
+    # A payment approval names its payment; a balance approval (0006) its customer instead.
     sa.Column("payment_id", sa.Text, sa.ForeignKey("payments.id"), nullable=True, index=True),
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("amount", Amount, nullable=False),

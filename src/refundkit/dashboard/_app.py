@@ -364,6 +364,22 @@ class Dashboard:
             flash(request, "error", str(exc), approval.id)
         return RedirectResponse(back, status_code=303)
 
+    def resolve(self, request: Request, form: FormData) -> Response:
+        """A billing admin decides a refund in manual review (``kit.resolve``): the gateway
+        is asked first, and a disagreement changes nothing."""
+        refund = self.kit.get_refund(request.path_params["refund_id"])
+        user = self.user(request)
+        assert user is not None
+        outcome = str(form.get("outcome", ""))
+        try:
+            done = self.kit.resolve(
+                refund.id, outcome, actor=user.name, note=str(form.get("note", "")).strip()
+            )
+            flash(request, done.status.value, f"Resolved as {done.status}: {done.amount}.", done.id)
+        except RefundkitError as exc:
+            flash(request, "error", str(exc), refund.id)
+        return RedirectResponse(f"/payments/{refund.payment_id}", status_code=303)
+
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -505,6 +521,7 @@ def create_app(
         ),
         Route("/approvals", any_user(d.approvals_page)),
         Route("/approvals/{approval_id}/{decision:str}", approvers(d.decide), methods=["POST"]),
+        Route("/refunds/{refund_id}/resolve", approvers(d.resolve), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     if gateway_webhooks:

@@ -10,8 +10,8 @@ aside, created anew, copied, dropped): the new table's DDL is then exactly the m
 PostgreSQL alters it in place. Downgrading deletes the balance approvals (0004 cannot hold
 them).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-23
 """
 
@@ -29,8 +29,8 @@ from refundkit._schema import (
     UTCDateTime,
 )
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
