@@ -25,6 +25,7 @@ from refundkit._delivery import (
     Deliverer,
     Endpoint,
     Outcome,
+    Sender,
     endpoints_from_config,
     next_attempt,
     run_forever,
@@ -194,7 +195,7 @@ class FakeSender:
 ENDPOINT = Endpoint.create("https://billing.example.com/hooks", SECRET, backfill=True)
 
 
-def deliver(kit: RefundKit, send: FakeSender, *endpoints: Endpoint) -> Any:
+def deliver(kit: RefundKit, send: Sender, *endpoints: Endpoint) -> Any:
     return kit.deliver_events(endpoints or [ENDPOINT], send=send, rng=lambda: MIDDLE)
 
 

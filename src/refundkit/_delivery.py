@@ -627,7 +627,8 @@ def list_deliveries(
         q = q.where(d.c.event_id == event_id)
     with store.connect() as conn:
         return [
-            Delivery(**(dict(row._mapping) | {"parked": bool(row.parked)})) for row in conn.execute(q)
+            Delivery(**(dict(row._mapping) | {"parked": bool(row.parked)}))
+            for row in conn.execute(q)
         ]
 
 
