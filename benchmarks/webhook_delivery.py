@@ -61,7 +61,7 @@ def measure(count: int, directory: Path) -> dict[str, float]:
     fill(path, count)
     kit = RefundKit.open(f"sqlite:///{path}", autoload=False, clock=lambda: T0)
     try:
-        endpoint = Endpoint.create("https://billing.example.com/hooks", new_secret())
+        endpoint = Endpoint.create("https://billing.example.com/hooks", new_secret(), backfill=True)
         deliverer = Deliverer(kit.store, [endpoint], clock=lambda: T0, send=ok)
         start = time.perf_counter()
         added = deliverer.fan_out()

@@ -1,5 +1,5 @@
 """The CLI of webhooks and accounting: ``deliver`` (once, ``--forever``, ``--retry``),
-``events --failed`` and ``journal --since/--format/--check``."""
+``events --failed``, ``endpoints list/enable`` and ``journal --since/--format/--check``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def config(tmp_path: Path, server: tuple[str, type[Receiver]]) -> str:
     url, _ = server
     path = tmp_path / "refundkit.toml"
     path.write_text(
-        f'[[webhooks.endpoints]]\nurl = "{url}"\nsecret = "env:RK_HOOK_SECRET"\n',
+        # backfill: the tests refund before the endpoint's first pass
+        f'[[webhooks.endpoints]]\nurl = "{url}"\nsecret = "env:RK_HOOK_SECRET"\nbackfill = true\n',
         encoding="utf-8",
     )
     return str(path)
@@ -75,10 +76,23 @@ def test_failed_deliveries_are_listed_and_retried(
     assert failed["event_id"] in table.stdout
     assert "deliver --retry" in table.stdout
 
+    assert "endpoints enable URL" in table.stdout
+
+    # The 410 also disabled the endpoint: a retry goes back in the queue, parked, until the
+    # endpoint is enabled again; then it goes out with its webhook-id.
     receiver.status = 200
     result = hook(paid, config, "deliver", "--retry", failed["event_id"])
     assert result.exit_code == 0, result.output
+    assert "Delivered 0" in result.stdout
+    assert f"Disabled: {failed['endpoint']} (410 Gone in reply to" in result.stdout
+    assert "1 parked" in result.stdout
+    assert len(receiver.received) == 1
+    enabled = run("--db", paid, "endpoints", "enable", failed["endpoint"])
+    assert enabled.exit_code == 0, enabled.output
+    assert "1 deliveries back in the queue" in enabled.stdout
+    result = hook(paid, config, "deliver")
     assert "Delivered 1" in result.stdout
+    assert "Disabled" not in result.stdout
     assert receiver.received[-1][0]["webhook-id"] == failed["event_id"]
     assert run_json("--db", paid, "events", "--failed") == {"failed": []}
     nothing = hook(paid, config, "deliver", "--retry", failed["event_id"])
@@ -104,6 +118,50 @@ def test_deliver_forever_stops_cleanly_on_ctrl_c(
     assert "Stopped after 1 attempt(s)." in result.stdout
     assert naps == [0.5, 0.5]
     assert len(receiver.received) == 1
+
+
+def test_a_410_disables_the_endpoint_until_it_is_enabled(
+    paid: str, config: str, server: tuple[str, type[Receiver]]
+) -> None:
+    """410 Gone: one attempt, the endpoint shows as disabled, later events are parked (not
+    sent); `endpoints enable` resumes them in order with the same webhook-id."""
+    url, receiver = server
+    receiver.status = 410
+    run_json("--db", paid, "refund", PAYMENT, "--amount", "5.00")
+    assert "dead-lettered 1" in hook(paid, config, "deliver").stdout
+    run_json("--db", paid, "refund", PAYMENT, "--amount", "1.00")
+    second = hook(paid, config, "deliver")
+    assert "Delivered 0, retrying 0, dead-lettered 0." in second.stdout
+    assert "1 parked" in second.stdout
+    assert len(receiver.received) == 1
+
+    [state] = run_json("--db", paid, "endpoints", "list")["endpoints"]
+    assert state["url"] == url
+    assert state["status"] == "disabled"
+    assert state["disabled_reason"].startswith("410 Gone in reply to evt_")
+    assert (state["pending"], state["failed"], state["start_seq"]) == (1, 1, 0)
+    table = run("--db", paid, "endpoints", "list")
+    assert table.exit_code == 0, table.output
+    assert "disabled" in table.stdout
+    assert "endpoints enable URL" in table.stdout
+
+    receiver.status = 204
+    enabled = run_json("--db", paid, "endpoints", "enable", url)
+    assert enabled == {"url": url, "status": "enabled", "was_disabled": True, "resumed": 2}
+    assert "Delivered 2" in hook(paid, config, "deliver").stdout
+    ids = [h["webhook-id"] for h, _ in receiver.received]
+    assert ids[1:] == [e["id"] for e in run_json("--db", paid, "events")["events"]]
+    assert ids[0] == ids[1]  # the event that got the 410, again with its id
+    again = run("--db", paid, "endpoints", "enable", url)
+    assert "was not disabled" in again.stdout
+    assert run_json("--db", paid, "endpoints", "list")["endpoints"][0]["status"] == "enabled"
+
+
+def test_enabling_an_unknown_endpoint_is_a_user_error(paid: str) -> None:
+    result = run("--db", paid, "endpoints", "enable", "https://nowhere.example.com/h")
+    assert_one_error_line(result, "webhook_endpoint_not_found")
+    assert run_json("--db", paid, "endpoints", "list") == {"endpoints": []}
+    assert "No webhook endpoints seen yet" in run("--db", paid, "endpoints", "list").stdout
 
 
 # --- journal export and check -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -24,15 +25,16 @@ from refundkit._delivery import (
     Deliverer,
     Endpoint,
     Outcome,
+    Sender,
     endpoints_from_config,
     next_attempt,
     run_forever,
 )
-from refundkit._errors import InvalidWebhookSecret
+from refundkit._errors import InvalidWebhookSecret, WebhookEndpointNotFound
 from refundkit.gateways.sandbox import SandboxGateway
 from refundkit.webhooks import new_secret, verify
 
-from .conftest import T0, FakeClock, record, usd
+from .conftest import T0, FakeClock, open_kit, record, usd
 
 SECRET = new_secret()
 MIDDLE = 0.5  # rng value for which jitter is nil
@@ -80,7 +82,7 @@ def test_loopback_deliver_verify_fail_retry_recover_then_dead_letter(
     """Done means: delivered and verified; retried with the same webhook-id while the server
     fails; delivered once it recovers; dead-lettered after the three-day horizon."""
     url, receiver = server
-    endpoint = Endpoint.create(url, SECRET)
+    endpoint = Endpoint.create(url, SECRET, backfill=True)  # its first pass is after the refund
     record(kit, "pay_1")
     first = kit.refund("pay_1", usd("10.00"))
 
@@ -188,10 +190,12 @@ class FakeSender:
         return [h["webhook-id"] for _, h, _ in self.calls]
 
 
-ENDPOINT = Endpoint.create("https://billing.example.com/hooks", SECRET)
+# Tests make events before the endpoint's first pass: it opts in to them (a new endpoint
+# otherwise starts after the latest event).
+ENDPOINT = Endpoint.create("https://billing.example.com/hooks", SECRET, backfill=True)
 
 
-def deliver(kit: RefundKit, send: FakeSender, *endpoints: Endpoint) -> Any:
+def deliver(kit: RefundKit, send: Sender, *endpoints: Endpoint) -> Any:
     return kit.deliver_events(endpoints or [ENDPOINT], send=send, rng=lambda: MIDDLE)
 
 
@@ -348,7 +352,9 @@ def test_concurrent_deliverers_send_each_event_once(kit: RefundKit, clock: FakeC
 def test_endpoints_receive_only_the_event_types_they_want(kit: RefundKit) -> None:
     record(kit)
     kit.refund("pay_1", usd("10.00"))
-    failures = Endpoint.create("https://ops.example.com/hooks", SECRET, ["refund.failed"])
+    failures = Endpoint.create(
+        "https://ops.example.com/hooks", SECRET, ["refund.failed"], backfill=True
+    )
     send = FakeSender(200)
     deliver(kit, send, ENDPOINT, failures)
     assert [url for url, _, _ in send.calls] == [ENDPOINT.url]
@@ -420,6 +426,7 @@ def test_endpoints_from_the_configuration_file(monkeypatch: pytest.MonkeyPatch) 
         ({"url": "https://x/h", "secret": ""}, InvalidWebhookSecret),
         ({"url": "https://x/h", "secret": SECRET, "events": ["charge.nope"]}, ConfigurationError),
         ({"url": "https://x/h"}, ConfigurationError),
+        ({"url": "https://x/h", "secret": SECRET, "backfill": "yes"}, ConfigurationError),
     ],
 )
 def test_bad_endpoint_configuration_is_refused(
@@ -467,3 +474,186 @@ def test_a_lapsed_claim_is_not_sent_by_its_old_holder(kit: RefundKit, clock: Fak
     assert send.calls == []
     assert fast._attempt(taken, send) == "delivered"
     assert len(send.calls) == 1
+
+
+# --- 410 Gone disables an endpoint ----------------------------------------------------------------
+
+
+class Router:
+    """A fake sender per endpoint URL, so one pass can talk to several receivers."""
+
+    def __init__(self, **by_host: FakeSender) -> None:
+        self.by_host = by_host
+
+    def __call__(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+        return self.by_host[urlsplit(url).hostname or ""](url, headers, body)
+
+
+GONE = Endpoint.create("https://gone.example.com/hooks", SECRET, backfill=True)
+
+
+def test_410_disables_the_endpoint_for_every_deliverer_until_it_is_enabled(
+    kit: RefundKit,
+    sandbox: SandboxGateway,
+    clock: FakeClock,
+    db_url: str,
+    sandbox_path: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One attempt gets the 410; the rest of the endpoint's queue (the same claimed batch
+    included) is parked, not sent, for this kit and another one on the same store; the other
+    endpoint is unaffected; enabling sends the parked events in order, the one that got the
+    410 first with the same webhook-id."""
+    record(kit, "pay_1")
+    record(kit, "pay_2")
+    sandbox.script("pending_succeed")
+    kit.refund("pay_1", usd("10.00"))
+    [(headers, body)] = sandbox.settle_pending()
+    kit.handle_gateway_webhook("sandbox", headers, body)  # pay_1's refund: two events
+    kit.refund("pay_2", usd("3.00"))
+    gone, billing = FakeSender(410, 200), FakeSender(200)
+    router = Router(**{"gone.example.com": gone, "billing.example.com": billing})
+    with caplog.at_level("WARNING", logger="refundkit.webhooks"):
+        report = kit.deliver_events([GONE, ENDPOINT], send=router, rng=lambda: MIDDLE)
+        assert len(gone.calls) == 1
+        assert len(billing.calls) == 3
+        assert len(report.dead_lettered) == 1
+        [state] = [e for e in kit.webhook_endpoints() if e.url == GONE.url]
+        assert state.disabled_at == clock()
+        assert state.disabled_reason == f"410 Gone in reply to {gone.ids()[0]}"
+        assert (state.pending, state.failed) == (2, 1)
+        mine = [dl for dl in kit.webhook_deliveries() if dl.endpoint == GONE.url]
+        assert [(dl.status, dl.parked) for dl in mine] == [
+            ("failed", False), ("pending", True), ("pending", True)
+        ]  # fmt: skip
+        assert mine[1].to_dict()["parked"] is True
+
+        # Another kit (another deliverer process) sees it disabled; new events park too.
+        other = open_kit(db_url, sandbox_path, clock=clock, retry_backoff=0)
+        try:
+            record(other, "pay_3")
+            other.refund("pay_3", usd("1.00"))
+            for _ in range(3):
+                clock.advance(days=1)
+                other.deliver_events([GONE, ENDPOINT], send=router, rng=lambda: MIDDLE)
+            assert len(gone.calls) == 1
+            assert len(billing.calls) == 4
+            assert [e.pending for e in other.webhook_endpoints() if e.url == GONE.url] == [3]
+            assert other.enable_webhook_endpoint(GONE.url) == 4
+        finally:
+            other.close()
+    gone_warnings = [r for r in caplog.records if "410 Gone" in r.getMessage()]
+    assert len(gone_warnings) == 1
+
+    deliver(kit, router, GONE, ENDPOINT)
+    ids = [e.id for e in kit.events()]
+    first, *resent = gone.ids()
+    assert resent[0] == first == ids[0]  # the event that got the 410 again, with its id
+    assert sorted(resent) == sorted(ids)
+    assert resent.index(ids[0]) < resent.index(ids[1])  # one refund's events stay in order
+    assert {dl.status for dl in kit.webhook_deliveries()} == {"delivered"}
+    assert kit.enable_webhook_endpoint(GONE.url) == 0  # not disabled: nothing to do
+
+
+def test_enabling_an_unknown_endpoint_is_refused(kit: RefundKit) -> None:
+    with pytest.raises(WebhookEndpointNotFound):
+        kit.enable_webhook_endpoint("https://never.example.com/hooks")
+    assert kit.webhook_endpoints() == []
+
+
+def test_a_dead_letter_retried_while_disabled_waits_for_enable(
+    kit: RefundKit, clock: FakeClock
+) -> None:
+    record(kit)
+    kit.refund("pay_1", usd("1.00"))
+    send = FakeSender(410, 200)
+    deliver(kit, send)
+    [dead] = kit.webhook_deliveries("failed")
+    assert kit.retry_event(dead.event_id) == 1
+    clock.advance(minutes=1)
+    deliver(kit, send)
+    assert len(send.calls) == 1
+    assert kit.webhook_deliveries()[0].parked
+    kit.enable_webhook_endpoint(ENDPOINT.url)
+    assert len(deliver(kit, send).delivered) == 1
+    assert send.ids() == [dead.event_id, dead.event_id]
+
+
+# --- a new endpoint starts from now -------------------------------------------------------------
+
+
+def test_a_new_endpoint_starts_after_the_latest_event_unless_it_backfills(
+    kit: RefundKit, clock: FakeClock
+) -> None:
+    """An endpoint added after N events gets only the later ones; its start is recorded when
+    first seen (a later backfill flag does not move it); backfill = true gets them all."""
+    record(kit, amount="500.00")
+    for amount in ("1.00", "2.00", "3.00"):
+        kit.refund("pay_1", usd(amount))
+    send = FakeSender(200)
+    deliver(kit, send)  # ENDPOINT (backfill) gets the three
+    late = Endpoint.create("https://late.example.com/hooks", SECRET)
+    assert deliver(kit, send, ENDPOINT, late).attempts == 0
+    [state] = [e for e in kit.webhook_endpoints() if e.url == late.url]
+    assert state.start_seq == 3
+    assert state.first_seen_at == clock()
+
+    fourth = kit.refund("pay_1", usd("4.00"))
+    clock.advance(minutes=1)
+    late_again = Endpoint.create(late.url, SECRET, backfill=True)  # too late to backfill
+    full = Endpoint.create("https://full.example.com/hooks", SECRET, backfill=True)
+    deliver(kit, send, ENDPOINT, late_again, full)
+    got: dict[str, list[str]] = {}
+    for url, headers, _ in send.calls[3:]:
+        got.setdefault(url, []).append(headers["webhook-id"])
+    ids = [e.id for e in kit.events()]
+    assert got[late.url] == [ids[-1]]
+    assert got[full.url] == ids
+    assert got[ENDPOINT.url] == [ids[-1]]
+    assert kit.events()[-1].data["refund"]["id"] == fourth.id
+
+
+def test_backfill_from_the_configuration_file() -> None:
+    [endpoint] = endpoints_from_config(
+        {"endpoints": [{"url": "https://a.example.com/h", "secret": SECRET, "backfill": True}]}
+    )
+    assert endpoint.backfill is True
+    [plain] = endpoints_from_config({"endpoints": [{"url": "https://a.example.com/h",
+                                                    "secret": SECRET}]})  # fmt: skip
+    assert plain.backfill is False
+
+
+def test_upgrading_keeps_existing_endpoints_on_their_whole_outbox(
+    kit: RefundKit, clock: FakeClock
+) -> None:
+    """Migration 0007: an endpoint that had deliveries before it starts at 0, so an event made
+    before the upgrade but not yet fanned out still reaches it (a new endpoint would skip it)."""
+    from alembic import command
+
+    from .test_schema import alembic_config
+
+    record(kit)
+    kit.refund("pay_1", usd("1.00"))
+    first = kit.events()[0]
+    cfg = alembic_config()
+    with kit.store.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        conn.execute(
+            sa.text(
+                "INSERT INTO webhook_deliveries (event_seq, event_id, refund_id, endpoint, "
+                "status, attempts, started_at, next_attempt_at) VALUES (1, :id, :rf, :url, "
+                "'delivered', 1, '2026-11-01T00:00:00.000000Z', '2026-11-01T00:00:00.000000Z')"
+            ),
+            {"id": first.id, "rf": first.data["refund"]["id"], "url": ENDPOINT.url},
+        )
+    kit.refund("pay_1", usd("2.00"))  # made before the upgrade, not yet fanned out
+    with kit.store.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    plain = Endpoint.create(ENDPOINT.url, SECRET)  # no backfill: its start comes from 0007
+    send = FakeSender(200)
+    kit.deliver_events([plain], send=send)
+    assert send.ids() == [kit.events()[1].id]
+    [state] = kit.webhook_endpoints()
+    assert (state.start_seq, state.first_seen_at) == (0, T0.replace(month=11, day=1, hour=0))

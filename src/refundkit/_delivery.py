@@ -10,7 +10,12 @@ A *delivery* is one (event, endpoint) pair in ``webhook_deliveries``. A pass of 
 3. *sends* each outside any transaction, signed per Standard Webhooks with the event id as
    ``webhook-id`` (the same on every retry) and a fresh timestamp and signature per attempt;
 4. *finishes* it: delivered on 2xx, otherwise rescheduled on the retry schedule with jitter
-   until the three-day horizon, then dead-lettered (``failed``).
+   until the three-day horizon, then dead-lettered (``failed``). A 410 Gone dead-letters it at
+   once and *disables* the endpoint in ``webhook_endpoints``: its other deliveries are *parked*
+   (pending, never claimed) until ``enable_endpoint``, which sends them again in order.
+
+An endpoint is *registered* the first time a deliverer sees it, starting after the latest event
+then (``backfill`` starts it at the beginning of the outbox).
 
 A deliverer that crashes leaves its claims to lapse; the next one sends them again with the same
 ``webhook-id`` (at least once, so consumers dedupe by it). Nothing here runs inside a refund.
@@ -30,9 +35,9 @@ from urllib.parse import urlsplit
 import attrs
 import sqlalchemy as sa
 
-from ._errors import ConfigurationError, InvalidInput
+from ._errors import ConfigurationError, InvalidInput, WebhookEndpointNotFound
 from ._events import EVENT_TYPES
-from ._schema import events, webhook_deliveries
+from ._schema import events, webhook_deliveries, webhook_endpoints
 from ._store import _WRITE, Store
 
 log = logging.getLogger("refundkit.webhooks")
@@ -60,6 +65,9 @@ REQUEST_TIMEOUT_SECONDS: Final = 20.0
 _BATCH: Final = 50
 
 d = webhook_deliveries
+we = webhook_endpoints
+#: A delivery whose endpoint answered 410 Gone waits (is parked) while this holds.
+_PARKED = sa.exists().where(we.c.url == d.c.endpoint, we.c.disabled_at.is_not(None))
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -67,15 +75,24 @@ d = webhook_deliveries
 
 @attrs.frozen
 class Endpoint:
-    """Where to send: a URL, its secrets (two during a rotation) and the event types it wants."""
+    """Where to send: a URL, its secrets (two during a rotation) and the event types it wants.
+
+    ``backfill``: when first seen, start at the beginning of the outbox instead of after its
+    latest event (it has no effect once the endpoint is registered)."""
 
     url: str
     secrets: tuple[str, ...]
     events: frozenset[str] | None = None  # None: every event type
+    backfill: bool = False
 
     @classmethod
     def create(
-        cls, url: str, secret: str | Sequence[str], events: Iterable[str] | None = None
+        cls,
+        url: str,
+        secret: str | Sequence[str],
+        events: Iterable[str] | None = None,
+        *,
+        backfill: bool = False,
     ) -> Endpoint:
         from .webhooks import _webhook
 
@@ -95,14 +112,17 @@ class Endpoint:
                     f"webhook endpoint {url}: unknown event types {unknown}; "
                     f"known: {', '.join(EVENT_TYPES)}"
                 )
-        return cls(url, keys, wanted)
+        if not isinstance(backfill, bool):
+            raise ConfigurationError(f"webhook endpoint {url}: backfill must be true or false")
+        return cls(url, keys, wanted, backfill)
 
     def __repr__(self) -> str:  # never a secret in a log line or traceback
         return f"Endpoint(url={self.url!r}, events={sorted(self.events or ['*'])})"
 
 
 def endpoints_from_config(section: Any) -> list[Endpoint]:
-    """``[[webhooks.endpoints]]`` tables (``url``, ``secret`` (or a list), ``events``)."""
+    """``[[webhooks.endpoints]]`` tables (``url``, ``secret`` (or a list), ``events``,
+    ``backfill``)."""
     entries = section.get("endpoints", []) if isinstance(section, Mapping) else None
     if not isinstance(entries, list):
         raise ConfigurationError("[[webhooks.endpoints]] must be an array of tables")
@@ -110,15 +130,18 @@ def endpoints_from_config(section: Any) -> list[Endpoint]:
     for i, entry in enumerate(entries):
         if not isinstance(entry, Mapping) or "url" not in entry or "secret" not in entry:
             raise ConfigurationError(f"webhooks.endpoints[{i}] needs a url and a secret")
-        found.append(Endpoint.create(entry["url"], entry["secret"], entry.get("events")))
+        found.append(_from_mapping(entry))
     return found
 
 
+def _from_mapping(entry: Mapping[str, Any]) -> Endpoint:
+    return Endpoint.create(
+        entry["url"], entry["secret"], entry.get("events"), backfill=entry.get("backfill", False)
+    )
+
+
 def as_endpoints(endpoints: Iterable[Endpoint | Mapping[str, Any]]) -> list[Endpoint]:
-    out = [
-        e if isinstance(e, Endpoint) else Endpoint.create(e["url"], e["secret"], e.get("events"))
-        for e in endpoints
-    ]
+    out = [e if isinstance(e, Endpoint) else _from_mapping(e) for e in endpoints]
     if len({e.url for e in out}) != len(out):
         raise ConfigurationError("two webhook endpoints have the same url")
     return out
@@ -219,6 +242,7 @@ class Delivery:
     last_status_code: int | None
     last_error: str | None
     delivered_at: datetime | None
+    parked: bool = False  # pending, but its endpoint is disabled (410 Gone)
 
     def to_dict(self) -> dict[str, Any]:
         from ._model import iso
@@ -238,6 +262,38 @@ class Delivery:
             "last_status_code": self.last_status_code,
             "last_error": self.last_error,
             "delivered_at": when(self.delivered_at),
+            "parked": self.parked,
+        }
+
+
+@attrs.frozen
+class EndpointState:
+    """A registered endpoint: where it started in the outbox, and whether it is disabled."""
+
+    url: str
+    first_seen_at: datetime
+    start_seq: int  # it gets events after this outbox position
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    pending: int  # deliveries waiting; parked while disabled
+    failed: int  # dead letters
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        from ._model import iso
+
+        return {
+            "url": self.url,
+            "status": "disabled" if self.disabled else "enabled",
+            "first_seen_at": iso(self.first_seen_at),
+            "start_seq": self.start_seq,
+            "disabled_at": iso(self.disabled_at) if self.disabled_at else None,
+            "disabled_reason": self.disabled_reason,
+            "pending": self.pending,
+            "failed": self.failed,
         }
 
 
@@ -333,8 +389,34 @@ class Deliverer:
                 sender.close()
         return DeliveryReport(**{k: tuple(v) for k, v in done.items()})
 
+    def register(self) -> dict[str, int]:
+        """Record endpoints seen for the first time; each one's start in the outbox by URL."""
+        now = self.clock()
+        starts = self._starts()
+        for url in sorted(set(self.endpoints) - set(starts)):
+            latest = sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0)).scalar_subquery()
+            backfill = self.endpoints[url].backfill
+            start: int | sa.ScalarSelect[Any] = 0 if backfill else latest
+            try:
+                with self._write() as conn:
+                    conn.execute(we.insert().values(url=url, first_seen_at=now, start_seq=start))
+            except sa.exc.IntegrityError:  # another deliverer registered it first: keep its start
+                log.debug("registering %s raced another deliverer", url)
+            else:
+                log.info("webhook endpoint %s registered (backfill: %s)", url, backfill)
+        return self._starts()
+
+    def _starts(self) -> dict[str, int]:
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                sa.select(we.c.url, we.c.start_seq).where(we.c.url.in_(sorted(self.endpoints)))
+            )
+            return {r.url: r.start_seq for r in rows}
+
     def fan_out(self) -> int:
-        """A pending delivery per endpoint for every event it wants and has not got yet."""
+        """A pending delivery per endpoint for every event it wants and has not got yet, from
+        its start (parked at once if it is disabled: nothing is lost before re-enabling)."""
+        starts = self.register()
         now = self.clock()
         added = 0
         for endpoint in self.endpoints.values():
@@ -347,7 +429,7 @@ class Deliverer:
                 sa.literal("pending", sa.Text),
                 sa.literal(now, d.c.started_at.type),
                 sa.literal(now, d.c.next_attempt_at.type),
-            ).where(~already)
+            ).where(~already, events.c.seq > starts[endpoint.url])
             if endpoint.events is not None:
                 select = select.where(events.c.type.in_(sorted(endpoint.events)))
             insert = d.insert().from_select(
@@ -380,6 +462,7 @@ class Deliverer:
                 d.c.next_attempt_at <= now,
                 sa.or_(d.c.claimed_until.is_(None), d.c.claimed_until <= now),
                 d.c.endpoint.in_(sorted(self.endpoints)),
+                ~_PARKED,
                 ~blocked,
             )
             .order_by(d.c.event_seq)
@@ -425,11 +508,17 @@ class Deliverer:
 
     def _renew(self, claimed: _Claimed) -> bool:
         """Extend the lease just before sending, so it outlasts this request whatever came
-        before it in the batch; False if the lease lapsed and someone else holds it now."""
+        before it in the batch; False if the lease lapsed and someone else holds it now, or if
+        its endpoint was disabled since the claim (a 410 earlier in the batch or elsewhere)."""
         with self._write() as conn:
             result = conn.execute(
                 d.update()
-                .where(d.c.id == claimed.id, d.c.claim == claimed.claim, d.c.status == "pending")
+                .where(
+                    d.c.id == claimed.id,
+                    d.c.claim == claimed.claim,
+                    d.c.status == "pending",
+                    ~_PARKED,
+                )
                 .values(claimed_until=self.clock() + self.lease)
             )
         return bool(result.rowcount)
@@ -438,7 +527,8 @@ class Deliverer:
         from .webhooks import signed_headers
 
         if not self._renew(claimed):
-            log.info("webhook %s: claim lapsed; another deliverer has it", claimed.event_id)
+            log.info("webhook %s: claim lapsed or endpoint disabled; not sent", claimed.event_id)
+            self.release([claimed])  # parked: free at once for a re-enable (no-op if lapsed)
             return None
         endpoint = claimed.endpoint
         headers = signed_headers(
@@ -476,10 +566,11 @@ class Deliverer:
             if nxt is None:
                 result = "dead_lettered"
                 values["status"] = "failed"
-                log.warning(
-                    "webhook %s to %s dead-lettered after %d attempts: %s",
-                    claimed.event_id, endpoint_url(claimed), claimed.attempts + 1, error,
-                )  # fmt: skip
+                if not outcome.gone:  # a 410 has its own warning, once per endpoint
+                    log.warning(
+                        "webhook %s to %s dead-lettered after %d attempts: %s",
+                        claimed.event_id, endpoint_url(claimed), claimed.attempts + 1, error,
+                    )  # fmt: skip
             else:
                 result = "retrying"
                 values["next_attempt_at"] = nxt
@@ -487,7 +578,26 @@ class Deliverer:
             conn.execute(
                 d.update().where(d.c.id == claimed.id, d.c.claim == claimed.claim).values(values)
             )
+            if outcome.gone:
+                self._disable(conn, claimed, now)
         return result
+
+    def _disable(self, conn: sa.Connection, claimed: _Claimed, now: datetime) -> None:
+        """410 Gone: the endpoint is disabled for every deliverer, in the same transaction as
+        the dead letter; only the deliverer that flips it warns."""
+        url = claimed.endpoint.url
+        reason = f"410 Gone in reply to {claimed.event_id}"
+        flipped = conn.execute(
+            we.update()
+            .where(we.c.url == url, we.c.disabled_at.is_(None))
+            .values(disabled_at=now, disabled_reason=reason)
+        ).rowcount
+        if flipped:
+            log.warning(
+                "webhook endpoint %s answered 410 Gone: disabled; its deliveries are parked "
+                "until `refundkit endpoints enable %s`",
+                url, url,
+            )  # fmt: skip
 
     # --- reading and retrying ---------------------------------------------------------------
 
@@ -503,7 +613,12 @@ def endpoint_url(claimed: _Claimed) -> str:
 def list_deliveries(
     store: Store, *, status: str | None = None, event_id: str | None = None
 ) -> list[Delivery]:
-    q = sa.select(*_COLUMNS).order_by(d.c.event_seq, d.c.endpoint)
+    parked = sa.and_(d.c.status == "pending", we.c.disabled_at.is_not(None))
+    q = (
+        sa.select(*_COLUMNS, parked.label("parked"))
+        .select_from(d.outerjoin(we, we.c.url == d.c.endpoint))
+        .order_by(d.c.event_seq, d.c.endpoint)
+    )
     if status is not None:
         if status not in ("pending", "delivered", "failed"):
             raise InvalidInput(f"status must be pending, delivered or failed, not {status!r}")
@@ -511,7 +626,57 @@ def list_deliveries(
     if event_id is not None:
         q = q.where(d.c.event_id == event_id)
     with store.connect() as conn:
-        return [Delivery(**row._mapping) for row in conn.execute(q)]
+        return [
+            Delivery(**(dict(row._mapping) | {"parked": bool(row.parked)}))
+            for row in conn.execute(q)
+        ]
+
+
+def list_endpoints(store: Store) -> list[EndpointState]:
+    """Every registered endpoint, with its pending and dead-lettered delivery counts."""
+    counts = (
+        sa.select(
+            d.c.endpoint,
+            sa.func.count().filter(d.c.status == "pending").label("pending"),
+            sa.func.count().filter(d.c.status == "failed").label("failed"),
+        )
+        .group_by(d.c.endpoint)
+        .subquery()
+    )
+    q = (
+        sa.select(
+            we,
+            sa.func.coalesce(counts.c.pending, 0).label("pending"),
+            sa.func.coalesce(counts.c.failed, 0).label("failed"),
+        )
+        .select_from(we.outerjoin(counts, counts.c.endpoint == we.c.url))
+        .order_by(we.c.url)
+    )
+    with store.connect() as conn:
+        return [EndpointState(**row._mapping) for row in conn.execute(q)]
+
+
+def enable_endpoint(store: Store, url: str, now: datetime) -> int:
+    """Enable a disabled endpoint: its parked deliveries, and the ones a 410 dead-lettered, go
+    back in the queue with a fresh horizon, to be sent in outbox order. Returns how many (0 for
+    an endpoint that was not disabled)."""
+    with store.engine.execution_options(**{_WRITE: True}).begin() as conn:
+        row = conn.execute(sa.select(we.c.disabled_at).where(we.c.url == url)).first()
+        if row is None:
+            raise WebhookEndpointNotFound(f"no webhook endpoint {url!r} has been seen")
+        if row.disabled_at is None:
+            return 0
+        conn.execute(
+            we.update().where(we.c.url == url).values(disabled_at=None, disabled_reason=None)
+        )
+        gone = sa.and_(d.c.status == "failed", d.c.last_status_code == 410)
+        result = conn.execute(
+            d.update()
+            .where(d.c.endpoint == url, sa.or_(d.c.status == "pending", gone))
+            .values(status="pending", attempts=0, started_at=now, next_attempt_at=now)
+        )
+    log.info("webhook endpoint %s enabled: %d deliveries resume", url, result.rowcount)
+    return int(result.rowcount)
 
 
 def retry_event(store: Store, event_id: str, now: datetime) -> int:

@@ -85,6 +85,12 @@ class RefundNotFound(NotFound):
     code = "refund_not_found"
 
 
+class WebhookEndpointNotFound(NotFound):
+    """No deliverer has seen a webhook endpoint with this URL."""
+
+    code = "webhook_endpoint_not_found"
+
+
 class PaymentExists(RefundkitError):
     """A payment with this id (or this gateway payment id) is already recorded differently."""
 

@@ -88,7 +88,7 @@ from ._schema import IN_FLIGHT_STATUSES, from_db_time
 
 if TYPE_CHECKING:
     from ._accounting import TrialBalance
-    from ._delivery import Delivery, DeliveryReport, Endpoint, Sender
+    from ._delivery import Delivery, DeliveryReport, Endpoint, EndpointState, Sender
     from ._reconcile import ReconcileReport
 
 log = logging.getLogger("refundkit")
@@ -1257,6 +1257,18 @@ class RefundKit:
         from ._delivery import retry_event
 
         return retry_event(self.store, event_id, self.clock())
+
+    def webhook_endpoints(self) -> list[EndpointState]:
+        """Endpoints a deliverer has seen: where each starts, and whether a 410 disabled it."""
+        from ._delivery import list_endpoints
+
+        return list_endpoints(self.store)
+
+    def enable_webhook_endpoint(self, url: str) -> int:
+        """Re-enable an endpoint a 410 Gone disabled; returns how many deliveries resume."""
+        from ._delivery import enable_endpoint
+
+        return enable_endpoint(self.store, url, self.clock())
 
     # --- customer balance -------------------------------------------------------------------
 

@@ -275,6 +275,23 @@ sa.Index(
     webhook_deliveries.c.event_seq,
 )
 
+# Webhook endpoints a deliverer has seen, keyed by URL (docs/webhooks.md): where each starts in
+# the outbox, and whether it answered 410 Gone. Shared by every deliverer process.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    # Only events with a larger seq are fanned out to it: a new endpoint starts from "now"
+    # (the latest event when first seen), or 0 with ``backfill = true``.
+    sa.Column("start_seq", sa.Integer, nullable=False),
+    # Set by a 410 Gone: its deliveries are parked until ``refundkit endpoints enable``.
+    sa.Column("disabled_at", UTCDateTime, nullable=True),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.CheckConstraint("start_seq >= 0", name="ck_endpoints_start_seq"),
+    sqlite_strict=True,
+)
+
 # Refunds above a dashboard user's limit wait here for a second person (docs/dashboard.md).
 # A pending approval holds nothing: approving runs the refund through the kit, caps checked then.
 APPROVAL_STATUSES = ("pending", "approving", "approved", "rejected")

@@ -1638,6 +1638,11 @@ def show_failed_deliveries(run: Run) -> None:
     ]
     run.console.print(make_table(columns, rows, title="Dead-lettered webhook deliveries"))
     run.console.print("Retry one with: refundkit deliver --retry EVENT_ID")
+    if any(d.last_status_code == 410 for d in failed):
+        run.console.print(
+            "A 410 Gone disabled its endpoint: `refundkit endpoints enable URL` sends it again, "
+            "then the endpoint's parked deliveries, in order."
+        )
 
 
 @kit_command(cli, "deliver")
@@ -1681,6 +1686,7 @@ def deliver_command(run: Run, forever: bool, retry_id: str | None, interval: flo
                 f"Delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
                 f"dead-lettered {len(report.dead_lettered)}."
             )
+            say_disabled(run, {e.url for e in endpoints})
 
     if forever:
         made = run_forever(
@@ -1694,6 +1700,79 @@ def deliver_command(run: Run, forever: bool, retry_id: str | None, interval: flo
         run.emit(report.to_dict())
     else:
         say(report)
+
+
+def say_disabled(run: Run, urls: set[str]) -> None:
+    """One line per configured endpoint that a 410 Gone disabled."""
+    for state in run.kit.webhook_endpoints():
+        if state.url in urls and state.disabled_at is not None:
+            run.console.print(
+                f"Disabled: {state.url} ({state.disabled_reason}, {_when(state.disabled_at)} UTC); "
+                f"{state.pending} parked. Re-enable: refundkit endpoints enable {state.url}"
+            )
+
+
+@cli.group("endpoints")
+def endpoints_group() -> None:
+    """List the webhook endpoints deliverers have seen; re-enable one a 410 Gone disabled."""
+
+
+@kit_command(endpoints_group, "list")
+def endpoints_list(run: Run) -> None:
+    """List webhook endpoints: enabled or disabled, where each started, pending and failed.
+
+    An endpoint appears once a `refundkit deliver` pass has seen it in the configuration file.
+    """
+    states = run.kit.webhook_endpoints()
+    if run.as_json:
+        run.emit({"endpoints": [e.to_dict() for e in states]})
+        return
+    if not states:
+        run.console.print("No webhook endpoints seen yet (`refundkit deliver` registers them).")
+        return
+    rows: list[list[str | Text]] = [
+        [
+            e.url,
+            "disabled" if e.disabled_at else "enabled",
+            _when(e.first_seen_at),
+            "the start" if e.start_seq == 0 else f"event #{e.start_seq}",
+            str(e.pending) + (" parked" if e.disabled_at else ""),
+            str(e.failed),
+            f"{e.disabled_reason}, {_when(e.disabled_at)}" if e.disabled_at else "—",
+        ]
+        for e in states
+    ]
+    columns = [
+        ("endpoint", "text"),
+        ("status", "short"),
+        ("first seen (UTC)", "text"),
+        ("gets events after", "text"),
+        ("pending", "short"),
+        ("failed", "amount"),
+        ("disabled (UTC)", "text"),
+    ]
+    run.console.print(make_table(columns, rows, title="Webhook endpoints"))
+    if any(e.disabled_at for e in states):
+        run.console.print("Re-enable one with: refundkit endpoints enable URL")
+
+
+@kit_command(endpoints_group, "enable")
+@click.argument("url")
+def endpoints_enable(run: Run, url: str) -> None:
+    """Re-enable an endpoint a 410 Gone disabled: its parked deliveries, and the one that got
+    the 410, go out again in order (same webhook-id) on the next `refundkit deliver`."""
+    was_disabled = any(e.url == url and e.disabled for e in run.kit.webhook_endpoints())
+    resumed = run.kit.enable_webhook_endpoint(url)
+    if run.as_json:
+        run.emit({"url": url, "status": "enabled", "was_disabled": was_disabled,
+                  "resumed": resumed})  # fmt: skip
+    elif was_disabled:
+        run.console.print(
+            f"Enabled {url}: {resumed} deliveries back in the queue, sent in order by the next "
+            "`refundkit deliver`."
+        )
+    else:
+        run.console.print(f"{url} was not disabled; nothing to do.")
 
 
 @kit_command(cli, "balance")
