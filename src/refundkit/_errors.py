@@ -276,6 +276,15 @@ class StoreNotFound(ConfigurationError):
     code = "store_not_found"
 
 
+class StoreUnavailable(RefundkitError):
+    """The database could not complete a transaction: the connection was lost, a lock timed
+    out, or it chose this transaction as a deadlock's victim. Nothing of that transaction was
+    written; retrying is safe (a refund's idempotency key replays it)."""
+
+    code = "store_unavailable"
+    user_error = False
+
+
 class UnknownGateway(ConfigurationError):
     code = "unknown_gateway"
 

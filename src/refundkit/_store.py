@@ -12,6 +12,7 @@ otherwise cost more than the durable writes themselves (see benchmarks/refund_ov
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.pool import StaticPool
 
 from . import migrations
-from ._errors import ConfigurationError, StoreNotFound
+from ._errors import ConfigurationError, StoreNotFound, StoreUnavailable
 from ._model import Card, Destination, Event, JournalLine, Payment, Refund, RefundStatus, iso
 from ._money import Money
 from ._schema import (
@@ -102,6 +103,15 @@ def configure_sqlite(engine: Engine) -> None:
     engine.dispose(close=False)
 
 
+def unavailable(exc: Exception) -> StoreUnavailable:
+    """The database's own words, on one line; nothing of the transaction was written."""
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+    return StoreUnavailable(
+        f"the store could not complete the transaction ({type(exc).__name__}: {text}); "
+        "nothing of it was written: retry"
+    )
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -117,6 +127,13 @@ class Store:
             sa.exc.IntegrityError,
             dbapi.IntegrityError,
         )
+        #: What a lost connection, a lock timeout or a deadlock raises: ``StoreUnavailable``.
+        self.unavailable_errors: tuple[type[Exception], ...] = (
+            sa.exc.OperationalError,
+            sa.exc.InterfaceError,
+            dbapi.OperationalError,
+            dbapi.InterfaceError,
+        )
 
     # --- transactions -----------------------------------------------------------------------
 
@@ -126,7 +143,7 @@ class Store:
 
         ``durable=False`` skips the fsync on SQLite: only for advisory marks that recovery
         never relies on (see ``RefundKit._submit``)."""
-        raw = self.engine.raw_connection()
+        raw = self._raw()
         try:
             fast = self.is_sqlite and not durable
             if fast:
@@ -136,33 +153,48 @@ class Store:
             try:
                 yield Tx(raw, self._sql, self.engine.dialect)
             except BaseException:
-                raw.rollback()
+                with contextlib.suppress(*self.unavailable_errors):  # keep the first error
+                    raw.rollback()
                 raise
             raw.commit()
             if fast:
                 raw.cursor().execute("PRAGMA synchronous=FULL")
+        except self.unavailable_errors as exc:
+            raise unavailable(exc) from exc
         finally:
             raw.close()  # back to the pool
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A consistent read (one snapshot) for several statements."""
-        raw = self.engine.raw_connection()
+        raw = self._raw()
         try:
             if self.is_sqlite:
                 raw.cursor().execute("BEGIN")
             try:
                 yield Tx(raw, self._sql, self.engine.dialect)
             finally:
-                raw.rollback()
+                with contextlib.suppress(*self.unavailable_errors):
+                    raw.rollback()
+        except self.unavailable_errors as exc:
+            raise unavailable(exc) from exc
         finally:
             raw.close()
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A SQLAlchemy connection, for ad-hoc Core queries (reports, tests)."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except self.unavailable_errors as exc:
+            raise unavailable(exc) from exc
+
+    def _raw(self) -> Any:
+        try:
+            return self.engine.raw_connection()
+        except self.unavailable_errors as exc:
+            raise unavailable(exc) from exc
 
     # --- schema -----------------------------------------------------------------------------
 
