@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Final, Literal, cast
 
@@ -38,6 +39,8 @@ from hypothesis.stateful import (
 from refundkit import Card, Money, RefundKit, RefundStatus
 from refundkit._errors import (
     GatewayDeclined,
+    GatewayDisagrees,
+    GatewayError,
     GatewayUnavailable,
     IdempotencyConflict,
     RefundNotAllowed,
@@ -127,6 +130,9 @@ class Delivery:
     made_at_s: int
 
 
+RETRY_SCHEDULE: Final = (timedelta(seconds=15), timedelta(minutes=1), timedelta(hours=1))
+
+
 class RefundMachine(RuleBasedStateMachine):
     payments = Bundle("payments")
     keys = Bundle("keys")
@@ -159,6 +165,8 @@ class RefundMachine(RuleBasedStateMachine):
             clock=self.clock,
             retry_backoff=0,
             submit_retries=0,
+            # Short, so recovery gives up within an example and people get to decide.
+            retry_schedule=RETRY_SCHEDULE,
             gateways={"sandbox": {"path": str(self.dir / "sandbox.db")}},
         )
 
@@ -333,6 +341,25 @@ class RefundMachine(RuleBasedStateMachine):
                 f"sbx_ch_{pid}", Money(units * 100, pay.currency), status=status
             )
             pay.outside = True
+
+    @rule(data=hs.data(), say=hs.sampled_from(["succeeded", "failed"]))
+    def person_resolves(self, data: hs.DataObject, say: str) -> None:
+        """A person decides a refund in manual review, whatever they say: when the gateway
+        says otherwise nothing is written, and the invariants then check that no decision
+        released money the gateway paid out or booked money it never did."""
+        review = [r for r in self.kit.refunds() if r.status is S.MANUAL_REVIEW]
+        if not review:
+            return
+        r = data.draw(hs.sampled_from(review))
+        before = row_counts(self.kit)
+        try:
+            self.kit.resolve(r.id, say, actor="person", note="state machine")
+        except GatewayDisagrees:
+            assert row_counts(self.kit) == before
+            return
+        except GatewayError:
+            return  # the gateway could not be asked: without force, nothing is decided
+        self.by_id[r.id].expected = None  # the invariants check it against the gateway
 
     @rule()
     def reconcile(self) -> None:

@@ -107,3 +107,12 @@ def test_the_machine_drives_reconciliation_into_a_double_import(
 
     monkeypatch.setattr(_reconcile, "compare", forgetful)
     assert "UNIQUE" in _catches(sa.exc.IntegrityError, sqlite3.IntegrityError)
+
+
+def test_the_machine_catches_a_decision_taken_without_asking_the_gateway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Mutation: a person's decision on a refund in manual review is booked without asking
+    the gateway, so "failed" can release a refund the gateway paid out."""
+    monkeypatch.setattr(RefundKit, "_gateway_view", lambda *_a, **_k: (False, None))
+    assert _catches(AssertionError)
