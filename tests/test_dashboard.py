@@ -918,7 +918,9 @@ def test_a_billing_admin_resolves_a_refund_in_manual_review(
     assert "not succeeded; nothing was changed" in client.get(r.headers["location"]).text
     assert seeded.get_refund(rid).status.value == "manual_review"
     r = client.post(url, data={**said, "outcome": "failed"})
-    assert "Resolved as failed: 10.95 USD." in client.get(r.headers["location"]).text
+    page = client.get(r.headers["location"]).text
+    assert "Resolved as failed: 10.95 USD." in page
+    assert "decided by ann: seen in the dashboard" in page  # the history says who decided
     assert seeded.get_refund(rid).status.value == "failed"
     resolution = seeded.resolution(rid)
     assert resolution is not None

@@ -202,6 +202,8 @@ class Dashboard:
             payment=payment,
             quote=quote,
             refunds=refunds,
+            # Who decided a refund that was in manual review, and what they saw.
+            resolutions={r.id: self.kit.resolution(r.id) for r in refunds if r.status.final},
             approvals=self.approvals.find(payment_id=payment_id),
             events=[e for r in refunds for e in self.kit.events(refund_id=r.id)],
             journal=[line for r in refunds for line in self.kit.journal(r.id)],
