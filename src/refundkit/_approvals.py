@@ -145,37 +145,14 @@ class Approvals:
     ) -> Approval:
         """Ask for a refund to be approved. Refused now (nothing written) when the quote
         already forbids it, with the limit's sentence."""
-        from ._kit import _check_money, _check_text
+        from ._kit import _check_money, _check_text, _need
 
         check_id(payment_id, "payment id")
         _check_money(amount, "amount")
-        reason = _need_text(_check_text(reason, "reason"), "reason")
-        requested_by = _need_text(_check_text(requested_by, "requester"), "requester")
+        reason = _need(_check_text(reason, "reason"), "reason")
+        requested_by = _need(_check_text(requested_by, "requester"), "requester")
         check_amount(self.kit.quote(payment_id), amount)
-        approval = Approval(
-            id=new_id("apr_"),
-            payment_id=payment_id,
-            amount=amount,
-            reason=reason,
-            status="pending",
-            requested_by=requested_by,
-            requested_at=self.kit.clock(),
-        )
-        with self.kit.store.connect() as conn:
-            conn.execute(
-                t.insert().values(
-                    id=approval.id,
-                    payment_id=payment_id,
-                    currency=amount.currency,
-                    amount=amount.amount,
-                    reason=reason,
-                    status="pending",
-                    requested_by=requested_by,
-                    requested_at=approval.requested_at,
-                    kind="payment",
-                )
-            )
-        return approval
+        return self._ask(amount, reason, requested_by, kind="payment", payment_id=payment_id)
 
     def request_balance(
         self,
@@ -189,40 +166,47 @@ class Approvals:
         """Ask for ``amount`` of the customer's balance to go back to the cards that funded it.
         Refused now (nothing written) when the balance cannot cover it, with the planner's
         sentence; nothing is held meanwhile."""
-        from ._kit import _check_money, _check_text
+        from ._kit import _check_money, _check_text, _need
 
         check_id(customer_id, "customer id")
         _check_money(amount, "amount")
         if strategy not in STRATEGIES:
             raise InvalidInput(f"strategy must be one of {', '.join(STRATEGIES)}")
-        reason = _need_text(_check_text(reason, "reason"), "reason")
-        requested_by = _need_text(_check_text(requested_by, "requester"), "requester")
+        reason = _need(_check_text(reason, "reason"), "reason")
+        requested_by = _need(_check_text(requested_by, "requester"), "requester")
         self._plan(customer_id, amount, strategy)  # the planner's refusal, before writing
+        return self._ask(
+            amount,
+            reason,
+            requested_by,
+            kind="balance",
+            payment_id=None,
+            customer_id=customer_id,
+            strategy=strategy,
+        )
+
+    def _ask(self, amount: Money, reason: str, requested_by: str, **what: Any) -> Approval:
+        """Store a new pending approval; ``what``: its kind and what it is for."""
         approval = Approval(
             id=new_id("apr_"),
-            payment_id=None,
             amount=amount,
             reason=reason,
             status="pending",
             requested_by=requested_by,
             requested_at=self.kit.clock(),
-            kind="balance",
-            customer_id=customer_id,
-            strategy=strategy,
+            **what,
         )
         with self.kit.store.connect() as conn:
             conn.execute(
                 t.insert().values(
                     id=approval.id,
-                    kind="balance",
-                    customer_id=customer_id,
-                    strategy=strategy,
                     currency=amount.currency,
                     amount=amount.amount,
                     reason=reason,
                     status="pending",
                     requested_by=requested_by,
                     requested_at=approval.requested_at,
+                    **what,
                 )
             )
         return approval
@@ -264,9 +248,9 @@ class Approvals:
         """Run the approved refund through the kit now (caps checked now). Raises the kit's
         refusal (the approval stays pending) or a gateway error (the approval is decided;
         the failed refund is kept and shown)."""
-        from ._kit import _check_text
+        from ._kit import _check_text, _need
 
-        approver = _need_text(_check_text(approver, "approver"), "approver")
+        approver = _need(_check_text(approver, "approver"), "approver")
         note = _check_text(note or None, "note")
         if self._checked(approval_id, approver).payment_id is None:
             raise InvalidInput(f"approval {approval_id} is a balance refund: use approve_balance")
@@ -301,9 +285,9 @@ class Approvals:
         approval as it is claimed, then execute it. An approval already ``approving`` (a crash,
         a second approver) executes its stored plan again: the legs replay, no new refunds.
         Raises the planner's refusal (stays pending, nothing written)."""
-        from ._kit import _check_text
+        from ._kit import _check_text, _need
 
-        approver = _need_text(_check_text(approver, "approver"), "approver")
+        approver = _need(_check_text(approver, "approver"), "approver")
         note = _check_text(note or None, "note")
         approval = self._checked(approval_id, approver)
         if approval.kind != "balance":
@@ -388,10 +372,10 @@ class Approvals:
             )
 
     def reject(self, approval_id: str, *, approver: str, note: str) -> Approval:
-        from ._kit import _check_text
+        from ._kit import _check_text, _need
 
-        approver = _need_text(_check_text(approver, "approver"), "approver")
-        note = _need_text(_check_text(note, "note"), "the reason for rejecting")
+        approver = _need(_check_text(approver, "approver"), "approver")
+        note = _need(_check_text(note, "note"), "the reason for rejecting")
         self._claim(
             approval_id,
             approver,
@@ -452,12 +436,6 @@ class Approvals:
 def _already(approval: Approval) -> ApprovalRefused:
     who = f" by {approval.decided_by}" if approval.decided_by else ""
     return ApprovalRefused(f"approval {approval.id} is already {approval.status}{who}")
-
-
-def _need_text(value: str | None, what: str) -> str:
-    if not value:
-        raise InvalidInput(f"{what} is required")
-    return value
 
 
 __all__ = ["Approval", "ApprovalRefused", "Approvals"]
