@@ -355,7 +355,7 @@ class RefundMachine(RuleBasedStateMachine):
         try:
             self.kit.resolve(r.id, say, actor="person", note="state machine")
         except GatewayDisagrees:
-            assert row_counts(self.kit) == before
+            assert row_counts(self.kit) == before, "a refused decision wrote"
             return
         except GatewayError:
             return  # the gateway could not be asked: without force, nothing is decided
@@ -465,7 +465,7 @@ class RefundMachine(RuleBasedStateMachine):
             assert p.refunded is not None
             assert p.held.amount == held, f"held {p.held} but refunds hold {held}"
             assert held <= pay.amount, "over-refund"
-            assert p.refunded.amount == ok
+            assert p.refunded.amount == ok, f"refunded {p.refunded} but refunds succeeded {ok}"
             model_held = pay.known_held()
             if model_held is not None:
                 assert held == model_held, f"model holds {model_held}, store {held}"
@@ -475,7 +475,7 @@ class RefundMachine(RuleBasedStateMachine):
         for r in self.kit.refunds():
             m = self.by_id.get(r.id)
             assert m is not None, f"a refund the model never saw: {r}"
-            assert r.amount.amount == m.amount
+            assert r.amount.amount == m.amount, f"{r.id}: {r.amount}, model {m.amount}"
             if m.expected is not None:
                 assert r.status is m.expected, f"{r.id} is {r.status}, model {m.expected}"
 
@@ -495,8 +495,8 @@ class RefundMachine(RuleBasedStateMachine):
                 assert r.status.holds_balance, f"{r.id} is {r.status}, the gateway has {g}"
             if r.status is S.SUCCEEDED:
                 assert g is not None, f"{r.id} succeeded locally, unknown at the gateway"
-                assert g["status"] in ("succeeded", "reversed")
-                assert g["amount"] == r.amount.amount
+                assert g["status"] in ("succeeded", "reversed"), f"{r.id} succeeded, gateway: {g}"
+                assert g["amount"] == r.amount.amount, f"{r.id}: {r.amount}, gateway: {g}"
             if r.status is S.FAILED:
                 assert not money_out, f"{r.id} failed locally, the gateway refunded it"
         for pay in self.model.values():
@@ -506,19 +506,19 @@ class RefundMachine(RuleBasedStateMachine):
                 for r in rows
                 if r["charge_id"] == charge and r["status"] in ("succeeded", "pending")
             )
-            assert out <= pay.amount
+            assert out <= pay.amount, f"the gateway paid out {out} of {pay.amount}"
 
     @invariant()
     def events_unique_journal_balanced_no_card_numbers(self) -> None:
         """R-2.2/R-4: unique event ids, one charge.refunded per refund; R-5.4 canary."""
         events = self.kit.events()
-        assert len({e.id for e in events}) == len(events)
+        assert len({e.id for e in events}) == len(events), "an event id twice"
         announced = Counter(e.data["refund"]["id"] for e in events if e.type == "charge.refunded")
-        assert all(n == 1 for n in announced.values())
+        assert all(n == 1 for n in announced.values()), f"charge.refunded twice: {announced}"
         lines = self.kit.journal()
-        assert is_balanced(lines)
+        assert is_balanced(lines), "the journal is not balanced"
         # R-5.4 canary: the card a payment carries and every free-text field.
         texts = [json.dumps(e.data.get("card")) for e in events]
         texts += [json.dumps(p.card.to_dict() if p.card else None) for p in self.kit.payments()]
         texts += [r.failure_message or "" for r in self.kit.refunds()]
-        assert not [t for t in texts if find_pans(t)]
+        assert not [t for t in texts if find_pans(t)], "a card number in a card or free text"
