@@ -347,7 +347,14 @@ class RefundMachine(RuleBasedStateMachine):
         """A person decides a refund in manual review, whatever they say: when the gateway
         says otherwise nothing is written, and the invariants then check that no decision
         released money the gateway paid out or booked money it never did."""
-        review = [r for r in self.kit.refunds() if r.status is S.MANUAL_REVIEW]
+        # In the model's order (ids are random, so the store's order is not reproducible).
+        statuses = {r.id: r for r in self.kit.refunds()}
+        review = [
+            statuses[m.refund_id]
+            for pay in self.model.values()
+            for m in pay.refunds
+            if statuses[m.refund_id].status is S.MANUAL_REVIEW
+        ]
         if not review:
             return
         r = data.draw(hs.sampled_from(review))
