@@ -412,16 +412,20 @@ class RefundKit:
         A payment recorded unsettled is first checked at its gateway (one call), so "it has
         not settled yet" is never a stale answer."""
         check_id(payment_id, "payment id")
-        for refreshed in (False, True):
-            with self.store.read() as conn:
-                payment = st.get_payment(conn, payment_id)
-                if payment is None:
-                    raise PaymentNotFound(f"no payment {payment_id!r}")
-                if refreshed or payment.settled:
-                    ctx, _ = self._context(conn, payment)
-                    return make_quote(ctx, self._rules)
-            self._refresh_unsettled(payment_id)
-        raise AssertionError("unreachable")  # pragma: no cover
+        quote, settled = self._quote_now(payment_id)
+        if settled:
+            return quote
+        self._refresh_unsettled(payment_id)
+        return self._quote_now(payment_id)[0]
+
+    def _quote_now(self, payment_id: str) -> tuple[Quote, bool]:
+        """The quote from the stored record, and whether the payment is stored as settled."""
+        with self.store.read() as conn:
+            payment = st.get_payment(conn, payment_id)
+            if payment is None:
+                raise PaymentNotFound(f"no payment {payment_id!r}")
+            ctx, _ = self._context(conn, payment)
+        return make_quote(ctx, self._rules), payment.settled
 
     def refresh_payment(self, payment_id: str) -> Payment:
         """Ask the payment's gateway whether it has settled and whether it is disputed, and
@@ -901,24 +905,15 @@ class RefundKit:
     def _recover_one(self, refund: Refund, now: datetime) -> Refund:
         payment = self.payment(refund.payment_id)
         gw = self.gateway(refund.gateway)
-        with self.store.read() as tx:
-            row = st.get_refund_row(tx, refund.id)
-        void = bool(row and row["void"])
-        request = _request(refund, payment, void)
         if refund.imported:
             return self._recover_imported(refund, payment, gw)
+        request = self._request_for(refund, payment)
         try:
             found = gw.lookup_refund(request) if gw.capabilities.lookup else None
         except RefundkitError as exc:
             return self._schedule_retry(refund, payment, f"lookup failed: {exc}")
         if found is not None:
-            outcome = self._apply_result(refund, payment, found)
-            if outcome.status is S.PENDING:
-                # Each lookup that finds it still pending is one attempt of the schedule, so a
-                # refund the gateway never settles reaches manual_review (R-2.5) instead of
-                # being looked up forever; a later webhook still settles it from there.
-                return self._schedule_retry(outcome, payment, "still pending at the gateway")
-            return outcome
+            return self._settle_found(refund, payment, found)
         fresh = now - refund.updated_at < self.in_flight_timeout
         if fresh:
             return refund  # another worker may still be sending it: only a found result counts
@@ -959,19 +954,42 @@ class RefundKit:
         cannot find it; the gateway's refund list can, by its gateway refund id. Without a
         list the next ``reconcile`` settles it. Never sent, so never re-sent."""
         try:
-            listed = gw.list_refunds(payment.gateway_payment_id)
+            listable, found = self._listed(gw, payment, refund)
         except RefundkitError as exc:
             return self._schedule_retry(refund, payment, f"listing refunds failed: {exc}")
-        ours = refund.gateway_refund_id
-        match = next((r for r in listed or () if r.gateway_refund_id == ours), None)
-        if match is None:
-            why = "imported refund not listed by the gateway" if listed else "run reconcile"
+        if found is None:
+            why = "imported refund not listed by the gateway" if listable else "run reconcile"
             return self._schedule_retry(refund, payment, why)
-        result = GatewayRefundResult(match.status, match.gateway_refund_id, match.amount)
-        outcome = self._apply_result(refund, payment, result)
+        return self._settle_found(refund, payment, found)
+
+    def _settle_found(self, refund: Refund, payment: Payment, found: GatewayRefundResult) -> Refund:
+        outcome = self._apply_result(refund, payment, found)
         if outcome.status is S.PENDING:
+            # Each lookup that finds it still pending is one attempt of the schedule, so a
+            # refund the gateway never settles reaches manual_review (R-2.5) instead of being
+            # looked up forever; a later webhook still settles it from there.
             return self._schedule_retry(outcome, payment, "still pending at the gateway")
         return outcome
+
+    def _listed(
+        self, gw: Gateway, payment: Payment, refund: Refund
+    ) -> tuple[bool, GatewayRefundResult | None]:
+        """``refund`` in the gateway's refund list, found by its gateway refund id: (could the
+        list tell, what it says; None when it is not there). Gateway errors are raised."""
+        listed = gw.list_refunds(payment.gateway_payment_id)
+        ours = refund.gateway_refund_id
+        if listed is None or ours is None:
+            return False, None
+        match = next((r for r in listed if r.gateway_refund_id == ours), None)
+        if match is None:
+            return True, None
+        return True, GatewayRefundResult(match.status, match.gateway_refund_id, match.amount)
+
+    def _request_for(self, refund: Refund, payment: Payment) -> GatewayRefundRequest:
+        """The gateway request of a refund already recorded (a void keeps being a void)."""
+        with self.store.read() as tx:
+            row = st.get_refund_row(tx, refund.id)
+        return _request(refund, payment, bool(row and row["void"]))
 
     def _schedule_retry(self, refund: Refund, payment: Payment, why: str) -> Refund:
         attempts = refund.attempts + 1
@@ -1078,18 +1096,8 @@ class RefundKit:
         know it). Gateway errors are raised."""
         gw = self.gateway(refund.gateway)
         if refund.imported or not gw.capabilities.lookup:
-            listed = gw.list_refunds(payment.gateway_payment_id)
-            if listed is None:
-                return False, None
-            ours = refund.gateway_refund_id
-            match = next((r for r in listed if ours and r.gateway_refund_id == ours), None)
-            if match is None:
-                # Found only by its gateway refund id: without one, a list cannot tell.
-                return ours is not None, None
-            return True, GatewayRefundResult(match.status, match.gateway_refund_id, match.amount)
-        with self.store.read() as tx:
-            row = st.get_refund_row(tx, refund.id)
-        return True, gw.lookup_refund(_request(refund, payment, bool(row and row["void"])))
+            return self._listed(gw, payment, refund)
+        return True, gw.lookup_refund(self._request_for(refund, payment))
 
     # --- reconciliation ---------------------------------------------------------------------
 
