@@ -93,14 +93,23 @@ def settings_from_config(section: Mapping[str, Any]) -> DashboardSettings:
         secret_key=secret,
         users=users,
         support_limits=limits,
-        sign_in_attempts=_count(section, "sign_in_attempts", 5),
-        sign_in_attempts_per_address=_count(section, "sign_in_attempts_per_address", 20),
-        sign_in_window=_window(section.get("sign_in_window", "15m")),
+        **_throttle(section),
     )
 
 
-def _count(section: Mapping[str, Any], key: str, default: int) -> int:
-    value = section.get(key, default)
+def _throttle(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The sign-in throttle settings ``[dashboard]`` gives; the others keep their defaults."""
+    given: dict[str, Any] = {
+        key: _count(key, section[key])
+        for key in ("sign_in_attempts", "sign_in_attempts_per_address")
+        if key in section
+    }
+    if "sign_in_window" in section:
+        given["sign_in_window"] = _window(section["sign_in_window"])
+    return given
+
+
+def _count(key: str, value: Any) -> int:
     if type(value) is not int or not 1 <= value <= 1000:
         raise ConfigurationError(f"[dashboard] {key} must be a whole number from 1 to 1000")
     return value
