@@ -30,6 +30,7 @@ from refundkit._errors import (
     RefundNotAllowed,
     StalePlan,
 )
+from refundkit._pans import find_pans
 from refundkit.dashboard import create_app, settings_from_config
 
 from ._dashboard import (
@@ -160,6 +161,17 @@ def test_many_names_guessed_from_one_address_block_that_address(seeded: RefundKi
         for name in ("x1", "x2", "x3"):
             assert try_sign_in(client, name, "guess").status_code == 400
         assert try_sign_in(client, "ann", USERS["ann"][1]).status_code == 429
+
+
+def test_a_card_number_typed_as_a_name_never_reaches_the_log(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R-5.4: the throttle's warning names the blocked name, which a stranger typed."""
+    pan = "4111 1111 1111 1111"
+    for _ in range(6):
+        try_sign_in(client, pan, "wrong")
+    assert "dashboard sign-in throttled" in caplog.text
+    assert not find_pans(caplog.text)
 
 
 def test_a_blocked_sign_in_does_not_check_the_password(

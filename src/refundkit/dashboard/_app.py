@@ -36,6 +36,7 @@ from .._errors import GatewayError, InvalidInput, NotFound, RefundkitError
 from .._kit import RefundKit
 from .._model import Payment, Refund, new_id
 from .._money import Money
+from .._pans import redact_pans
 from .._planner import Plan, PlanResult
 from ._settings import APPROVERS, REFUNDERS, DashboardSettings, User
 from ._throttle import SignInThrottle
@@ -125,7 +126,9 @@ class Dashboard:
         address = request.client.host if request.client else "unknown"
         wait = self.throttle.wait(name, address)
         if wait:
-            log.warning("dashboard sign-in throttled: %r from %s", name[:64], address)
+            # The name is whatever a stranger typed: a card number must not reach the log.
+            shown = redact_pans(name[:64])
+            log.warning("dashboard sign-in throttled: %r from %s", shown, address)
             minutes = math.ceil(wait / 60)
             response = self.render(
                 request,
