@@ -9,24 +9,24 @@ from typing import Any
 
 from refundkit import InsufficientRefundableBalance, Money, RefundKit, RefundNotAllowed, hookimpl
 from refundkit import _store as st
-from refundkit._kit import _Ask, _new_refund
+from refundkit._engine import Runtime, payments, recovery, refunds
 from refundkit._model import Refund
 from refundkit._policy import check_amount
 
 
 def naive_reserve(
-    self: RefundKit, ask: _Ask, *, ignore_unknown: bool = False, refreshed: bool = False
-) -> Refund | object:
+    rt: Runtime, ask: refunds.Ask, *, ignore_unknown: bool = False, refreshed: bool = False
+) -> refunds.Reserved:
     """The check-then-insert every hand-written refund path starts as (R-3.2 mutation): the
     quote is read in one transaction and the refund written in another, so two workers can
     both pass the check. Used only to prove the race test can see a race (R-7.6)."""
     payment_id, amount = ask.payment_id, ask.amount
-    q = self.quote(payment_id)
+    q = payments.quote(rt, payment_id)
     assert amount is not None
     check_amount(q, amount)
-    payment = self.payment(payment_id)
-    refund = _new_refund(payment, amount, ask.reason, ask.actor, ask.key, self.clock())
-    with self.store.write() as tx:
+    payment = payments.get(rt, payment_id)
+    refund = refunds.new_refund(payment, amount, ask.reason, ask.actor, ask.key, rt.clock())
+    with rt.store.write() as tx:
         st.insert_refund(tx, refund, ask.fingerprint, void=False)
         # Lost update: sets the held total from what was read, not from what it is now.
         held = payment.held.amount if payment.held else 0
@@ -34,7 +34,7 @@ def naive_reserve(
         assert current is not None
         assert current.held is not None
         st.add_held(tx, payment_id, held + amount.amount - current.held.amount)
-    return self._submit(refund, payment)
+    return refunds.Reservation(refund, payment, void=False, keep_key=False)
 
 
 def open_worker_kit(db_url: str, sandbox_path: str, **options: Any) -> RefundKit:
@@ -58,7 +58,7 @@ def race_worker(
     ``per_thread`` refunds of 1.00 one after another."""
     kit = open_worker_kit(db_url, sandbox_path, retry_backoff=0)
     if naive:
-        kit._reserve = naive_reserve.__get__(kit)  # type: ignore[method-assign]
+        refunds.reserve = naive_reserve  # this spawned process only
     counts = {"succeeded": 0, "refused": 0, "other": 0}
     lock = threading.Lock()
 
@@ -138,7 +138,7 @@ def crash_worker(
         if name == point:
             os._exit(137)
 
-    kit._checkpoint = checkpoint
+    kit.runtime.checkpoint = checkpoint
     kit.refund(payment_id, Money(1000, "USD"), idempotency_key="crash-test")
     os._exit(0)
 
@@ -156,10 +156,10 @@ def recover_worker(
     kit.close()
 
 
-def naive_claim(self: RefundKit, payment_id: str | None, now: datetime) -> list[Refund]:
+def naive_claim(rt: Runtime, payment_id: str | None, now: datetime) -> list[Refund]:
     """Recovery without a claim (R-2.6 mutation): every worker reads the same unknown refunds
     (the list recovery used to scan) and looks each one up."""
-    with self.store.connect() as conn:
+    with rt.store.connect() as conn:
         refunds = st.list_refunds(conn, payment_id=payment_id, statuses=("unknown",))
     return refunds
 
@@ -171,7 +171,7 @@ def janitor_worker(
     """One recovery worker at time ``at``: logs every gateway lookup it makes, one line each."""
     kit = open_worker_kit(db_url, sandbox_path, clock=lambda: at)
     if naive:
-        kit._claim_due = naive_claim.__get__(kit)  # type: ignore[method-assign]
+        recovery.claim_due = naive_claim  # this spawned process only
     gw = kit.gateway("sandbox")
     lookup = gw.lookup_refund
     sent = gw.refund

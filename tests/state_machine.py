@@ -276,7 +276,7 @@ class RefundMachine(RuleBasedStateMachine):
 
         pay = self.model[pid]
         refunds_before = {r.id for r in self.kit.refunds(pid)}
-        self.kit._checkpoint = die
+        self.kit.runtime.checkpoint = die
         with contextlib.suppress(Crash, GatewayDeclined, GatewayUnavailable, RefundNotAllowed):
             self.kit.refund(pid, Money(units * 100 + cents, pay.currency))
         self.kit.close()

@@ -24,6 +24,7 @@ from refundkit import (
     RequestInProgress,
     hookimpl,
 )
+from refundkit._engine import outcomes
 from refundkit._gateway import GatewayRefundUpdate
 from refundkit._ledger import is_balanced
 from refundkit.gateways.sandbox import SandboxGateway
@@ -360,7 +361,7 @@ def test_amount_mismatch_from_the_gateway_goes_to_manual_review(kit: RefundKit) 
     sandbox.script("pending_succeed")
     third = kit.refund("pay_1", usd("7.00"))
     wrong = GatewayRefundResult("succeeded", third.gateway_refund_id, usd("7.01"))
-    review = kit._apply_result(third, payment, wrong)
+    review = outcomes.apply_result(kit.runtime, third, payment, wrong)
     assert review.status is RefundStatus.MANUAL_REVIEW
     assert review.failure_code == "amount_mismatch"
     assert kit.quote("pay_1").max_amount == usd("32.00")  # still held

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from refundkit import Payment, RefundKit, RefundStatus, _reconcile, _store
+from refundkit import RefundStatus, _reconcile, _store
+from refundkit._engine import Runtime, outcomes, review
+from refundkit._engine.transitions import Transition
 from refundkit._gateway import GatewayRefund
 from refundkit._model import Refund
 from refundkit._reconcile import Comparison
@@ -86,10 +88,10 @@ def test_the_machine_catches_a_timeout_taken_for_a_refusal(
 ) -> None:
     """Mutation: a timeout releases the hold as if nothing was refunded (R-2.3 broken)."""
 
-    def released(self: RefundKit, refund: Refund, payment: Payment, why: str) -> Refund:
-        return self._apply(refund, payment, RefundStatus.FAILED, failure_message=why)
+    def released(_rt: Runtime, why: str) -> Transition:
+        return Transition(RefundStatus.FAILED, failure_message=why)
 
-    monkeypatch.setattr(RefundKit, "_mark_unknown", released)
+    monkeypatch.setattr(outcomes, "unknown", released)
     assert _catches(AssertionError)
 
 
@@ -114,5 +116,5 @@ def test_the_machine_catches_a_decision_taken_without_asking_the_gateway(
 ) -> None:
     """Mutation: a person's decision on a refund in manual review is booked without asking
     the gateway, so "failed" can release a refund the gateway paid out."""
-    monkeypatch.setattr(RefundKit, "_gateway_view", lambda *_a, **_k: (False, None))
+    monkeypatch.setattr(review, "gateway_view", lambda *_a, **_k: (False, None))
     assert _catches(AssertionError)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._balances import BalanceLot, CustomerBalance, InvoiceBalance
 from ._errors import (
     AmountNotRepresentable,
     ApprovalRefused,
@@ -78,10 +79,10 @@ from ._policy import PolicyConfig, PolicyContext
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ._kit import BalanceLot, CustomerBalance, InvoiceBalance, RecoveryReport, RefundKit
+    from ._kit import RecoveryReport, RefundKit
 
 # The facade pulls in SQLAlchemy; load it on first use so `refundkit --help` stays instant.
-_LAZY = {"BalanceLot", "CustomerBalance", "InvoiceBalance", "RecoveryReport", "RefundKit"}
+_LAZY = {"RecoveryReport", "RefundKit"}
 
 
 def __getattr__(name: str) -> Any:

@@ -43,6 +43,7 @@ from ._money import Money
 from ._planner import STRATEGIES, Plan, PlanResult
 from ._policy import check_amount
 from ._schema import refund_approvals as t
+from ._validate import check_money, check_text, need
 
 if TYPE_CHECKING:
     from ._kit import RefundKit
@@ -145,12 +146,10 @@ class Approvals:
     ) -> Approval:
         """Ask for a refund to be approved. Refused now (nothing written) when the quote
         already forbids it, with the limit's sentence."""
-        from ._kit import _check_money, _check_text, _need
-
         check_id(payment_id, "payment id")
-        _check_money(amount, "amount")
-        reason = _need(_check_text(reason, "reason"), "reason")
-        requested_by = _need(_check_text(requested_by, "requester"), "requester")
+        check_money(amount, "amount")
+        reason = need(check_text(reason, "reason"), "reason")
+        requested_by = need(check_text(requested_by, "requester"), "requester")
         check_amount(self.kit.quote(payment_id), amount)
         return self._ask(amount, reason, requested_by, kind="payment", payment_id=payment_id)
 
@@ -166,14 +165,12 @@ class Approvals:
         """Ask for ``amount`` of the customer's balance to go back to the cards that funded it.
         Refused now (nothing written) when the balance cannot cover it, with the planner's
         sentence; nothing is held meanwhile."""
-        from ._kit import _check_money, _check_text, _need
-
         check_id(customer_id, "customer id")
-        _check_money(amount, "amount")
+        check_money(amount, "amount")
         if strategy not in STRATEGIES:
             raise InvalidInput(f"strategy must be one of {', '.join(STRATEGIES)}")
-        reason = _need(_check_text(reason, "reason"), "reason")
-        requested_by = _need(_check_text(requested_by, "requester"), "requester")
+        reason = need(check_text(reason, "reason"), "reason")
+        requested_by = need(check_text(requested_by, "requester"), "requester")
         self._plan(customer_id, amount, strategy)  # the planner's refusal, before writing
         return self._ask(
             amount,
@@ -248,10 +245,8 @@ class Approvals:
         """Run the approved refund through the kit now (caps checked now). Raises the kit's
         refusal (the approval stays pending) or a gateway error (the approval is decided;
         the failed refund is kept and shown)."""
-        from ._kit import _check_text, _need
-
-        approver = _need(_check_text(approver, "approver"), "approver")
-        note = _check_text(note or None, "note")
+        approver = need(check_text(approver, "approver"), "approver")
+        note = check_text(note or None, "note")
         if self._checked(approval_id, approver).payment_id is None:
             raise InvalidInput(f"approval {approval_id} is a balance refund: use approve_balance")
         approval = self._claim(approval_id, approver, frm=("pending", "approving"), to="approving")
@@ -285,10 +280,8 @@ class Approvals:
         approval as it is claimed, then execute it. An approval already ``approving`` (a crash,
         a second approver) executes its stored plan again: the legs replay, no new refunds.
         Raises the planner's refusal (stays pending, nothing written)."""
-        from ._kit import _check_text, _need
-
-        approver = _need(_check_text(approver, "approver"), "approver")
-        note = _check_text(note or None, "note")
+        approver = need(check_text(approver, "approver"), "approver")
+        note = check_text(note or None, "note")
         approval = self._checked(approval_id, approver)
         if approval.kind != "balance":
             raise InvalidInput(f"approval {approval_id} is a payment refund: use approve")
@@ -372,10 +365,8 @@ class Approvals:
             )
 
     def reject(self, approval_id: str, *, approver: str, note: str) -> Approval:
-        from ._kit import _check_text, _need
-
-        approver = _need(_check_text(approver, "approver"), "approver")
-        note = _need(_check_text(note, "note"), "the reason for rejecting")
+        approver = need(check_text(approver, "approver"), "approver")
+        note = need(check_text(note, "note"), "the reason for rejecting")
         self._claim(
             approval_id,
             approver,

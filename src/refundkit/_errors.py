@@ -1,4 +1,50 @@
-"""The error tree. Every error has a stable ``code`` that callers and the CLI can rely on."""
+"""The error tree. Every error has a stable ``code`` that callers and the CLI can rely on.
+
+On an error nothing is written. ``InvalidInput`` is also a ``ValueError`` and ``NotFound`` a
+``LookupError``; the gateway errors marked * prove the gateway refunded nothing, so only they
+release a reservation (``refundkit._gateway.DEFINITE_REFUSALS``, with ``InvalidMoney``)::
+
+    RefundkitError  (refundkit_error)
+    ├── InvalidInput  (invalid_input)
+    │   ├── InvalidMoney  (invalid_money)
+    │   │   ├── InvalidMoneyType  (invalid_money)
+    │   │   ├── CurrencyMismatch  (currency_mismatch)
+    │   │   └── AmountNotRepresentable  (amount_not_representable)
+    │   ├── InvalidIdempotencyKey  (invalid_idempotency_key)
+    │   └── CardDataRefused  (card_data_refused)
+    ├── NotFound  (not_found)
+    │   ├── PaymentNotFound  (payment_not_found)
+    │   ├── RefundNotFound  (refund_not_found)
+    │   └── WebhookEndpointNotFound  (webhook_endpoint_not_found)
+    ├── PaymentExists  (payment_exists)
+    ├── RefundNotAllowed  (refund_not_allowed)
+    │   └── InsufficientRefundableBalance  (insufficient_refundable_balance)
+    ├── IdempotencyConflict  (idempotency_conflict)
+    ├── RequestInProgress  (request_in_progress)
+    ├── StalePlan  (stale_plan)
+    ├── ApprovalRefused  (approval_refused)
+    ├── ResolutionRefused  (resolution_refused)
+    │   └── GatewayDisagrees  (gateway_disagrees)
+    ├── InsufficientBalance  (insufficient_balance)
+    ├── GatewayError  (gateway_error)
+    │   ├── GatewayDeclined  (gateway_declined) *
+    │   ├── GatewayAuthenticationError  (gateway_authentication) *
+    │   ├── GatewayPaymentNotFound  (gateway_payment_not_found) *
+    │   ├── GatewayRateLimited  (gateway_rate_limited) *
+    │   ├── GatewayUnavailable  (gateway_unavailable) *
+    │   └── GatewayTimeout  (gateway_timeout)
+    ├── WebhookVerificationError  (webhook_verification_failed)
+    │   ├── WebhookHeaderMissing  (webhook_header_missing)
+    │   ├── WebhookHeaderMalformed  (webhook_header_malformed)
+    │   ├── WebhookTimestampOutOfTolerance  (webhook_timestamp_out_of_tolerance)
+    │   └── WebhookSignatureMismatch  (webhook_signature_mismatch)
+    ├── ConfigurationError  (configuration_error)
+    │   ├── StoreNotFound  (store_not_found)
+    │   ├── UnknownGateway  (unknown_gateway)
+    │   ├── InvalidWebhookSecret  (invalid_webhook_secret)
+    │   └── PluginError  (plugin_error)
+    └── StoreUnavailable  (store_unavailable)
+"""
 
 from __future__ import annotations
 

@@ -14,12 +14,33 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from ._currencies import EXPONENTS
-from ._errors import AmountNotRepresentable, InvalidMoneyType
+from ._errors import (
+    AmountNotRepresentable,
+    GatewayAuthenticationError,
+    GatewayDeclined,
+    GatewayPaymentNotFound,
+    GatewayRateLimited,
+    GatewayUnavailable,
+    InvalidMoney,
+    InvalidMoneyType,
+    RefundkitError,
+)
 from ._model import Card
 from ._money import Money, check_currency
 from ._money import exponent as iso_exponent
 
 GatewayRefundStatus = Literal["succeeded", "pending", "failed", "reversed"]
+
+#: Gateway answers that prove nothing was refunded; only these release a reservation (R-2.4).
+#: Anything else, a bare GatewayError included, leaves the refund unknown and held.
+DEFINITE_REFUSALS: tuple[type[RefundkitError], ...] = (
+    GatewayDeclined,
+    GatewayRateLimited,
+    GatewayUnavailable,
+    GatewayAuthenticationError,
+    GatewayPaymentNotFound,
+    InvalidMoney,
+)
 
 
 @attrs.frozen

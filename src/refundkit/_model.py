@@ -90,9 +90,24 @@ class RefundStatus(enum.StrEnum):
         return self in (RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.REVERSED)
 
 
-IN_FLIGHT = frozenset(
-    {RefundStatus.RESERVED, RefundStatus.SUBMITTED, RefundStatus.PENDING, RefundStatus.UNKNOWN}
-)
+#: Refunds whose outcome is still open; recovery looks only at these (a partial index, whose
+#: SQL text follows this order).
+IN_FLIGHT_STATUSES: Final = ("reserved", "submitted", "unknown", "pending")
+IN_FLIGHT = frozenset(RefundStatus(s) for s in IN_FLIGHT_STATUSES)
+
+_S = RefundStatus
+#: The allowed moves: for each target, the states a refund may move to it from. Every source
+#: of one target holds the same balance, so the bookkeeping of a move depends only on the
+#: target; the store applies a move only from one of these (a conditional update).
+TRANSITIONS: Final[dict[RefundStatus, tuple[RefundStatus, ...]]] = {
+    _S.SUBMITTED: (_S.RESERVED,),
+    _S.PENDING: (_S.RESERVED, _S.SUBMITTED, _S.UNKNOWN),
+    _S.UNKNOWN: (_S.RESERVED, _S.SUBMITTED),
+    _S.MANUAL_REVIEW: (_S.RESERVED, _S.SUBMITTED, _S.UNKNOWN, _S.PENDING),
+    _S.SUCCEEDED: (_S.RESERVED, _S.SUBMITTED, _S.UNKNOWN, _S.PENDING, _S.MANUAL_REVIEW),
+    _S.FAILED: (_S.RESERVED, _S.SUBMITTED, _S.UNKNOWN, _S.PENDING, _S.MANUAL_REVIEW),
+    _S.REVERSED: (_S.SUCCEEDED,),
+}
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 # No digits at all in a brand: a card number must never hide there.

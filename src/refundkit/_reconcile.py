@@ -1,13 +1,14 @@
 """Drift reconciliation: what a gateway's books say about a payment against refundkit's record.
 
 Refunds can reach a gateway without refundkit (a person in the gateway's dashboard), and a
-gateway can lose or alter one. ``compare`` is the pure core: it pairs the gateway's listed
-refunds with the local ones and says what differs. ``Reconciler`` applies that per payment:
+gateway can lose or alter one. This module is the pure core: ``compare`` pairs the gateway's
+listed refunds with the local ones and says what differs, and the findings say so in words.
+``_engine.reconcile`` applies that per payment:
 
 - a refund made outside refundkit is *imported*: recorded with its gateway refund id, counted
   against the cap, journaled and announced as ``refund.external``;
 - a local refund in flight that the gateway has settled is *resolved* through the kit's one
-  bookkeeping path (``RefundKit._apply_result``);
+  bookkeeping path (``_engine.transitions``);
 - an amount or currency that differs goes to ``manual_review``;
 - a local refund the gateway does not know, or two gateway refunds for one refund id, is
   *flagged* for a person and nothing is written.
@@ -20,20 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 
-from . import _store as st
-from ._errors import RefundkitError
-from ._events import REFUND_EXTERNAL, new_event_id, refund_event
-from ._gateway import GatewayPayment, GatewayRefund, GatewayRefundResult
-from ._ledger import refund_journal
-from ._model import EXTERNAL_KEY_PREFIX, Destination, Payment, Refund, RefundStatus, new_id
+from ._gateway import GatewayPayment, GatewayRefund
+from ._model import EXTERNAL_KEY_PREFIX, Payment, Refund, RefundStatus, new_id
 from ._money import Money
-
-if TYPE_CHECKING:
-    from ._kit import RefundKit
 
 S = RefundStatus
 
@@ -42,7 +36,7 @@ ACTIONS: Final = ("imported", "resolved", "manual_review", "flagged")
 #: Local statuses that claim the gateway holds the refund; missing there means drift.
 _CLAIMS_GATEWAY: Final = (S.SUCCEEDED, S.PENDING, S.REVERSED)
 #: Statuses of a gateway refund that moved money (or may still): these are imported.
-_IMPORTABLE: Final = ("succeeded", "pending")
+IMPORTABLE: Final = ("succeeded", "pending")
 EXTERNAL_REASON: Final = "external"
 
 
@@ -150,160 +144,7 @@ def mismatch(pair: Pair) -> str | None:
     return None
 
 
-# --- applying it -----------------------------------------------------------------------------
-
-
-class Reconciler:
-    """Runs ``compare`` for each payment and applies the result through the kit."""
-
-    def __init__(self, kit: RefundKit) -> None:
-        self.kit = kit
-
-    def run(
-        self,
-        payment_id: str | None = None,
-        *,
-        gateway: str | None = None,
-        since: datetime | None = None,
-    ) -> ReconcileReport:
-        with self.kit.store.connect() as conn:
-            payments = st.payments_to_reconcile(
-                conn, payment_id=payment_id, gateway=gateway, since=since
-            )
-        findings: list[Finding] = []
-        for payment in payments:
-            findings.extend(self._payment(payment))
-        self.kit.dispatch_events()
-        return ReconcileReport(len(payments), tuple(findings))
-
-    def _payment(self, payment: Payment) -> list[Finding]:
-        gw = self.kit.gateway(payment.gateway)
-        try:
-            remote_payment = gw.fetch_payment(payment.gateway_payment_id)
-            listed = gw.list_refunds(payment.gateway_payment_id)
-        except RefundkitError as exc:
-            return [_flag(payment, "gateway_error", f"could not read the gateway: {exc}")]
-        if remote_payment.amount != payment.amount:
-            return [
-                _flag(
-                    payment,
-                    "payment_mismatch",
-                    f"the gateway holds {remote_payment.amount} for this payment, "
-                    f"refundkit {payment.amount}; its refunds were not compared",
-                )
-            ]
-        flags = _flag_changes(payment, remote_payment)
-        payment = self.kit._store_flags(payment, remote_payment.settled, remote_payment.disputed)
-        local = self.kit.refunds(payment.id)
-        if listed is None:
-            return flags + self._by_total(payment, local, remote_payment.refunded)
-        found = compare(local, listed)
-        out: list[Finding | None] = [*flags]
-        out += [self._pair(payment, p) for p in found.pairs]
-        out += [self._import(payment, gr) for gr in found.external]
-        out += [_duplicate(payment, p) for p in found.duplicates]
-        out += [_missing(payment, r) for r in found.missing]
-        return [f for f in out if f is not None]
-
-    def _pair(self, payment: Payment, pair: Pair) -> Finding | None:
-        local, remote = pair.local, pair.remote
-        code = mismatch(pair)
-        if code is None and local.status.value == remote.status:
-            return None
-        if code is not None and local.status is S.MANUAL_REVIEW:
-            return None  # already with a person
-        before = local.status
-        moved = self.kit._apply_result(
-            local,
-            payment,
-            GatewayRefundResult(remote.status, remote.gateway_refund_id, remote.amount),
-        )
-        found = _Found(payment, local, remote)
-        if code is not None:
-            if moved.status is S.MANUAL_REVIEW:
-                return found(code, "manual_review", _disagree(local, remote))
-            return found(code, "flagged", _disagree(local, remote) + f"; the refund is {before}")
-        if moved.status.value == remote.status or (
-            remote.status == "failed" and moved.status is S.REVERSED
-        ):
-            return found("status_changed", "resolved", f"{before} -> {moved.status} (gateway)")
-        return found(
-            "status_mismatch",
-            "flagged",
-            f"refundkit says {moved.status}, the gateway says {remote.status}",
-        )
-
-    def _import(self, payment: Payment, remote: GatewayRefund) -> Finding | None:
-        if remote.status not in _IMPORTABLE:
-            return None  # failed or reversed outside refundkit: no money moved
-        found = _Found(payment, None, remote)
-        if remote.amount.currency != payment.amount.currency:
-            return found(
-                "currency_mismatch",
-                "manual_review",
-                f"a refund in {remote.amount.currency} on a {payment.amount.currency} payment",
-            )
-        kit = self.kit
-        now = kit.clock()
-        with kit.store.write() as tx:
-            if st.refund_by_gateway_id(tx, payment.gateway, remote.gateway_refund_id):
-                return None  # another reconciler imported it meanwhile
-            locked = st.get_payment(tx, payment.id, lock=True)
-            assert locked is not None  # payments are never deleted
-            why = _no_room(tx, locked, remote.amount)
-            if why:
-                return found("over_cap", "manual_review", why)
-            refund = _external_refund(locked, remote, now)
-            _write_import(tx, refund, locked, now)
-        made = found("imported", "imported", "made at the gateway, not through refundkit")
-        return attrs.evolve(made, refund_id=refund.id)
-
-    def _by_total(
-        self, payment: Payment, local: Sequence[Refund], refunded: Money
-    ) -> list[Finding]:
-        """A gateway that cannot list refunds: compare its refunded total with ours."""
-        ours = payment.refunded or Money.zero(payment.amount.currency)
-        if refunded.currency != ours.currency:
-            return [_flag(payment, "currency_mismatch", f"the gateway refunded {refunded}")]
-        diff = refunded.amount - ours.amount
-        if diff == 0:
-            return []
-        if diff < 0 or any(r.status.in_flight for r in local):
-            return [
-                _flag(
-                    payment,
-                    "total_mismatch",
-                    f"the gateway refunded {refunded}, refundkit {ours}; "
-                    + ("run recover first" if diff > 0 else "a local refund is not at the gateway"),
-                )
-            ]
-        gone = Money(diff, ours.currency)
-        remote = GatewayRefund(gateway_refund_id=new_id("total-"), amount=gone, status="succeeded")
-        return [f for f in [self._import(payment, remote)] if f is not None]
-
-
-def _no_room(tx: st.Tx, payment: Payment, amount: Money) -> str | None:
-    """Why the refundable balance cannot take an outside refund of ``amount``, or None."""
-    held = payment.held.amount if payment.held else 0
-    credited = payment.credited.amount if payment.credited else 0
-    room = payment.amount.amount - held - credited
-    if amount.amount > room:
-        return (
-            f"an outside refund of {amount} exceeds what refundkit still holds refundable "
-            f"({Money(room, amount.currency)}); a person must decide"
-        )
-    if payment.destination is Destination.CUSTOMER_BALANCE:
-        lot = st.lot_for_payment(tx, payment.id)
-        if lot is not None and lot["remaining"] < amount.amount:
-            return (
-                f"an outside refund of {amount}, but only "
-                f"{Money(lot['remaining'], amount.currency)} of the top-up is still in the "
-                "customer balance; a person must decide"
-            )
-    return None
-
-
-def _external_refund(payment: Payment, remote: GatewayRefund, now: datetime) -> Refund:
+def external_refund(payment: Payment, remote: GatewayRefund, now: datetime) -> Refund:
     refund_id = new_id("rf_")
     return Refund(
         id=refund_id,
@@ -321,31 +162,10 @@ def _external_refund(payment: Payment, remote: GatewayRefund, now: datetime) -> 
     )
 
 
-def _write_import(tx: st.Tx, refund: Refund, payment: Payment, now: datetime) -> None:
-    """The refund, its hold, its lot movement, journal and event: one transaction."""
-    amt = refund.amount.amount
-    lot = None
-    if payment.destination is Destination.CUSTOMER_BALANCE:
-        lot = st.lot_for_payment(tx, payment.id)
-        if lot is not None:
-            refund = attrs.evolve(refund, lot_id=lot["id"])
-    st.insert_refund(tx, refund, f"external:{refund.gateway_refund_id}", void=False)
-    st.update_refund(tx, refund.id, {"gateway_refund_id": refund.gateway_refund_id})
-    st.add_held(tx, payment.id, amt)
-    if lot is not None:
-        st.move_lot(tx, lot["id"], -amt, kind="refund", now=now, refund_id=refund.id)
-    if refund.status is S.SUCCEEDED:
-        refunded = st.add_refunded(tx, payment.id, amt)
-        payment = attrs.evolve(payment, refunded=Money(refunded, refund.amount.currency))
-        st.insert_journal(tx, refund_journal(refund, payment, now, lot is not None))
-    event = refund_event(REFUND_EXTERNAL, refund, payment, now, event_id=new_event_id())
-    st.insert_event(tx, event, refund.id)
-
-
 # --- findings --------------------------------------------------------------------------------
 
 
-class _Found:
+class Found:
     """Builds findings for one payment and refund pair."""
 
     def __init__(self, payment: Payment, local: Refund | None, remote: GatewayRefund) -> None:
@@ -363,7 +183,7 @@ class _Found:
         )
 
 
-def _flag_changes(payment: Payment, remote: GatewayPayment) -> list[Finding]:
+def flag_changes(payment: Payment, remote: GatewayPayment) -> list[Finding]:
     """Settlement and dispute as the gateway now says: the quote's limits read them."""
     changes = []
     if remote.settled != payment.settled:
@@ -384,23 +204,23 @@ def _flag_changes(payment: Payment, remote: GatewayPayment) -> list[Finding]:
     ]
 
 
-def _flag(payment: Payment, code: str, message: str) -> Finding:
+def flag(payment: Payment, code: str, message: str) -> Finding:
     return Finding(code=code, action="flagged", payment_id=payment.id, message=message)
 
 
-def _disagree(local: Refund, remote: GatewayRefund) -> str:
+def disagree(local: Refund, remote: GatewayRefund) -> str:
     return f"the gateway says {remote.amount}, refundkit {local.amount}"
 
 
-def _duplicate(payment: Payment, pair: Pair) -> Finding:
-    return _Found(payment, pair.local, pair.remote)(
+def duplicate(payment: Payment, pair: Pair) -> Finding:
+    return Found(payment, pair.local, pair.remote)(
         "duplicate_at_gateway",
         "flagged",
         f"a second gateway refund for refund {pair.local.id}; a person must check",
     )
 
 
-def _missing(payment: Payment, refund: Refund) -> Finding:
+def missing(payment: Payment, refund: Refund) -> Finding:
     return Finding(
         code="unknown_at_gateway",
         action="flagged",

@@ -13,6 +13,15 @@ from datetime import timedelta
 
 from ._errors import InvalidInput
 
+#: Recovery schedule after an unknown outcome (modelled on Kill Bill's janitor).
+DEFAULT_RETRY_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(seconds=15),
+    timedelta(minutes=1),
+    timedelta(minutes=3),
+    timedelta(hours=1),
+    *(timedelta(days=1),) * 5,
+)
+
 _STEP = re.compile(r"(\d{1,6})([smhd])(?:\*(\d{1,3}))?", re.ASCII)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _MAX_ATTEMPTS = 100

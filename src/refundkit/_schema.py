@@ -15,6 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+# Re-exported: the store and the migrations read the status vocabulary here.
+from ._model import IN_FLIGHT_STATUSES as IN_FLIGHT_STATUSES
+from ._model import RefundStatus
+
 # INTEGER on SQLite (STRICT accepts only INTEGER/TEXT/REAL/BLOB/ANY), BIGINT elsewhere.
 Amount = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Flag = sa.Integer  # 0/1; SQLite STRICT has no BOOLEAN
@@ -47,20 +51,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return None if value is None else from_db_time(value)
 
 
-#: Refunds whose outcome is still open; recovery looks only at these (a partial index).
-IN_FLIGHT_STATUSES = ("reserved", "submitted", "unknown", "pending")
 IN_FLIGHT_WHERE = "status IN (" + ", ".join(f"'{s}'" for s in IN_FLIGHT_STATUSES) + ")"
 
-STATUSES = (
-    "reserved",
-    "submitted",
-    "succeeded",
-    "pending",
-    "failed",
-    "unknown",
-    "manual_review",
-    "reversed",
-)
+#: Every refund status, for the CHECK constraint (the vocabulary lives in ``_model``).
+STATUSES = tuple(s.value for s in RefundStatus)
 
 metadata = sa.MetaData()
 

@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -493,6 +493,26 @@ def create_app(
     from ..asgi import webhook_routes
 
     d = Dashboard(kit, settings)
+    routes = _routes(d)
+    if gateway_webhooks:
+        routes += webhook_routes(kit)
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie=SESSION_COOKIE,
+            same_site="lax",
+            https_only=https_only,
+            max_age=8 * 3600,
+        ),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=_handlers(d))
+    app.state.dashboard = d
+    return app
+
+
+def _routes(d: Dashboard) -> list[BaseRoute]:
     any_user = d.page()
     refunders = d.page(REFUNDERS)
     approvers = d.page(APPROVERS)
@@ -500,18 +520,7 @@ def create_app(
     async def home(request: Request) -> Response:
         return RedirectResponse("/payments", status_code=303)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        message = str(exc) if isinstance(exc, RefundkitError) else "Not found."
-        return d.render(request, "error.html", 404, message=message)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return d.render(request, "error.html", exc.status_code, message=exc.detail)
-
-    async def refused(request: Request, exc: Exception) -> Response:
-        return d.render(request, "error.html", 400, message=str(exc))
-
-    routes = [
+    return [
         Route("/", home),
         Route("/login", d.login_form, methods=["GET"]),
         Route("/login", d.login, methods=["POST"]),
@@ -529,27 +538,23 @@ def create_app(
         Route("/refunds/{refund_id}/resolve", approvers(d.resolve), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    if gateway_webhooks:
-        routes += webhook_routes(kit)
-    middleware = [
-        Middleware(SecurityHeaders),
-        Middleware(
-            SessionMiddleware,
-            secret_key=settings.secret_key,
-            session_cookie=SESSION_COOKIE,
-            same_site="lax",
-            https_only=https_only,
-            max_age=8 * 3600,
-        ),
-    ]
-    handlers: dict[Any, Any] = {
-        NotFound: not_found,
-        HTTPException: http_error,
-        RefundkitError: refused,
-    }
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
-    app.state.dashboard = d
-    return app
+
+
+def _handlers(d: Dashboard) -> dict[Any, Any]:
+    """Errors as pages: a typed refusal says its sentence, anything missing is a 404."""
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        message = str(exc) if isinstance(exc, RefundkitError) else "Not found."
+        return d.render(request, "error.html", 404, message=message)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return d.render(request, "error.html", exc.status_code, message=exc.detail)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        return d.render(request, "error.html", 400, message=str(exc))
+
+    return {NotFound: not_found, HTTPException: http_error, RefundkitError: refused}
 
 
 __all__ = ["Dashboard", "create_app"]
