@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
-from . import cli
 from ._errors import ConfigurationError, RefundkitError
 from ._model import Card, Destination, Refund
 from ._money import Money
+from .cli import _render as cli
 from .gateways.sandbox import SandboxGateway
 
 if TYPE_CHECKING:
