@@ -45,3 +45,10 @@ def parse_since(text: str | None) -> datetime | None:
             f"--since must be an ISO date or time such as 2026-11-01, not {text!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_cursor(after: str | None) -> str | int | None:
+    """``--after``: an event id, or its sequence number when it is all digits."""
+    if after is not None and after.isascii() and after.isdigit():
+        return int(after)
+    return after

@@ -5,9 +5,9 @@ rich is imported inside the functions that draw, so importing this module stays 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._model import Card, Destination, RefundStatus
 from .._money import Money
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .._kit import BalanceLot, InvoiceBalance
     from .._model import Event, JournalLine, Payment, Quote, Refund
     from .._planner import Leg, LegResult
+    from ._app import Run
 
 _STATUS_STYLE = {
     RefundStatus.SUCCEEDED: "green",
@@ -176,6 +177,35 @@ def key_values(rows: Iterable[tuple[str, Any]], title: str | None = None) -> Tab
     for label, value in rows:
         table.add_row(label, value if value is not None else "—")
     return table
+
+
+class Listed(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+L = TypeVar("L", bound=Listed)
+
+
+def print_list(
+    run: Run,
+    key: str,
+    items: Sequence[L],
+    table: Callable[[Sequence[L]], FittedTable],
+    *,
+    empty: str,
+) -> bool:
+    """The shape of every listing: ``{key: [...]}`` with --json, else ``empty`` or the table.
+
+    True when the table was printed, so that a command can add a hint under it.
+    """
+    if run.as_json:
+        run.emit({key: [item.to_dict() for item in items]})
+        return False
+    if not items:
+        run.console.print(empty)
+        return False
+    run.console.print(table(items))
+    return True
 
 
 # --- payments, refunds, quotes ----------------------------------------------------------------

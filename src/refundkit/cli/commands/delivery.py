@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
 
 from .._app import Run, cli, kit_command
-from .._render import make_table, when
+from .._render import FittedTable, make_table, print_list, when
 
 if TYPE_CHECKING:
     from rich.text import Text
+
+    from ..._delivery import EndpointState
 
 
 @kit_command(cli, "deliver")
@@ -93,12 +96,13 @@ def endpoints_list(run: Run) -> None:
     An endpoint appears once a `refundkit deliver` pass has seen it in the configuration file.
     """
     states = run.kit.webhook_endpoints()
-    if run.as_json:
-        run.emit({"endpoints": [e.to_dict() for e in states]})
-        return
-    if not states:
-        run.console.print("No webhook endpoints seen yet (`refundkit deliver` registers them).")
-        return
+    empty = "No webhook endpoints seen yet (`refundkit deliver` registers them)."
+    shown = print_list(run, "endpoints", states, endpoints_table, empty=empty)
+    if shown and any(e.disabled_at for e in states):
+        run.console.print("Re-enable one with: refundkit endpoints enable URL")
+
+
+def endpoints_table(states: Sequence[EndpointState]) -> FittedTable:
     rows: list[list[str | Text]] = [
         [
             e.url,
@@ -120,9 +124,7 @@ def endpoints_list(run: Run) -> None:
         ("failed", "amount"),
         ("disabled (UTC)", "text"),
     ]
-    run.console.print(make_table(columns, rows, title="Webhook endpoints"))
-    if any(e.disabled_at for e in states):
-        run.console.print("Re-enable one with: refundkit endpoints enable URL")
+    return make_table(columns, rows, title="Webhook endpoints")
 
 
 @kit_command(endpoints_group, "enable")

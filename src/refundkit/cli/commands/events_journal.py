@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
 
 from .._app import Run, cli, kit_command
+from .._parse import parse_cursor
 from .._render import (
+    FittedTable,
     balance_sentence,
     events_table,
     journal_balanced,
     journal_table,
     journal_totals,
     make_table,
+    print_list,
     when,
 )
 
 if TYPE_CHECKING:
     from rich.text import Text
+
+    from ..._delivery import Delivery
 
 
 @kit_command(cli, "events")
@@ -44,17 +50,8 @@ def events_command(
     if failed:
         show_failed_deliveries(run)
         return
-    cursor: str | int | None = after
-    if after is not None and after.isascii() and after.isdigit():
-        cursor = int(after)
-    events = run.kit.events(cursor, limit=limit, refund_id=refund_id)
-    if run.as_json:
-        run.emit({"events": [e.to_dict() for e in events]})
-        return
-    if not events:
-        run.console.print("No events.")
-        return
-    run.console.print(events_table(events))
+    events = run.kit.events(parse_cursor(after), limit=limit, refund_id=refund_id)
+    print_list(run, "events", events, events_table, empty="No events.")
 
 
 @kit_command(cli, "journal")
@@ -151,12 +148,18 @@ def show_trial_balance(run: Run) -> None:
 
 def show_failed_deliveries(run: Run) -> None:
     failed = run.kit.webhook_deliveries("failed")
-    if run.as_json:
-        run.emit({"failed": [d.to_dict() for d in failed]})
+    empty = "No failed webhook deliveries."
+    if not print_list(run, "failed", failed, failed_deliveries_table, empty=empty):
         return
-    if not failed:
-        run.console.print("No failed webhook deliveries.")
-        return
+    run.console.print("Retry one with: refundkit deliver --retry EVENT_ID")
+    if any(d.last_status_code == 410 for d in failed):
+        run.console.print(
+            "A 410 Gone disabled its endpoint: `refundkit endpoints enable URL` sends it again, "
+            "then the endpoint's parked deliveries, in order."
+        )
+
+
+def failed_deliveries_table(failed: Sequence[Delivery]) -> FittedTable:
     rows: list[list[str | Text]] = [
         [
             d.event_id,
@@ -176,10 +179,4 @@ def show_failed_deliveries(run: Run) -> None:
         ("last error", "text"),
         ("last attempt (UTC)", "text"),
     ]
-    run.console.print(make_table(columns, rows, title="Dead-lettered webhook deliveries"))
-    run.console.print("Retry one with: refundkit deliver --retry EVENT_ID")
-    if any(d.last_status_code == 410 for d in failed):
-        run.console.print(
-            "A 410 Gone disabled its endpoint: `refundkit endpoints enable URL` sends it again, "
-            "then the endpoint's parked deliveries, in order."
-        )
+    return make_table(columns, rows, title="Dead-lettered webhook deliveries")

@@ -8,7 +8,15 @@ from ..._model import Card, Destination
 from ..._money import Money
 from .._app import Run, cli, kit_command
 from .._parse import parse_amount, parse_exp
-from .._render import card_text, key_values, payments_table, quote_dict, refunds_table, yes
+from .._render import (
+    card_text,
+    key_values,
+    payments_table,
+    print_list,
+    quote_dict,
+    refunds_table,
+    yes,
+)
 
 
 @cli.group("payments")
@@ -96,14 +104,8 @@ def payments_add(
 @click.option("--customer", metavar="C", help="Only this customer's payments.")
 def payments_list(run: Run, customer: str | None) -> None:
     """List recorded payments, oldest first."""
-    payments = run.kit.payments(customer)
-    if run.as_json:
-        run.emit({"payments": [p.to_dict() for p in payments]})
-        return
-    if not payments:
-        run.console.print("No payments recorded" + (f" for {customer}." if customer else "."))
-        return
-    run.console.print(payments_table(payments))
+    empty = "No payments recorded" + (f" for {customer}." if customer else ".")
+    print_list(run, "payments", run.kit.payments(customer), payments_table, empty=empty)
 
 
 @kit_command(payments_group, "show")

@@ -9,6 +9,7 @@ from .._app import Run, cli, kit_command
 from .._parse import parse_amount
 from .._render import (
     limits_table,
+    print_list,
     quote_dict,
     quote_summary,
     refund_outcome,
@@ -89,10 +90,4 @@ def refunds_command(run: Run, payment_id: str | None, status: str | None) -> Non
     if payment_id is not None:
         run.kit.payment(payment_id)  # an unknown payment is an error, not an empty list
     refunds = run.kit.refunds(payment_id, status=status.lower() if status else None)
-    if run.as_json:
-        run.emit({"refunds": [r.to_dict() for r in refunds]})
-        return
-    if not refunds:
-        run.console.print("No refunds.")
-        return
-    run.console.print(refunds_table(refunds))
+    print_list(run, "refunds", refunds, refunds_table, empty="No refunds.")
