@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TypeAlias
 
 from ... import __version__
+from ..._gateway import Capabilities
 from .._app import Run, cli, kit_command
-from .._render import capabilities_row, make_table
+from .._render import FittedTable, capabilities_row, make_table
 
-if TYPE_CHECKING:
-    from ..._gateway import Capabilities
+#: A gateway's name, capabilities and distribution (name, version; None when not known).
+Installed: TypeAlias = tuple[str, Capabilities, tuple[str, str] | None]
 
 
 @kit_command(cli, "gateways", store=False)
@@ -20,21 +22,7 @@ def gateways_command(run: Run) -> None:
     keys (and how long the gateway remembers them), void of an unsettled payment, the
     gateway's refund window, and the plugin distribution that provides it.
     """
-    from ..._plugins import PluginManager
-
-    pm = PluginManager()
-    dists: dict[str, tuple[str, str]] = {}
-    for plugin, facade in pm.pluggy.list_plugin_distinfo():
-        top = getattr(plugin, "__name__", type(plugin).__module__).split(".")[0]
-        dists[top] = (facade.project_name, facade.version)
-    rows: list[tuple[str, Capabilities, tuple[str, str] | None]] = []
-    for name in pm.gateways:
-        gw_cls = pm.gateways.get(name)
-        top = gw_cls.__module__.split(".")[0]
-        dist = dists.get(top)
-        if dist is None and top == "refundkit":
-            dist = ("refundkit (built-in)", __version__)
-        rows.append((name, gw_cls.capabilities, dist))
+    rows = installed_gateways()
     if run.as_json:
         run.emit(
             {
@@ -49,6 +37,30 @@ def gateways_command(run: Run) -> None:
             }
         )
         return
+    run.console.print(gateways_table(rows))
+
+
+def installed_gateways() -> list[Installed]:
+    """Each registered gateway, its capabilities, and the distribution (name, version) of it."""
+    from ..._plugins import PluginManager
+
+    pm = PluginManager()
+    dists: dict[str, tuple[str, str]] = {}
+    for plugin, facade in pm.pluggy.list_plugin_distinfo():
+        top = getattr(plugin, "__name__", type(plugin).__module__).split(".")[0]
+        dists[top] = (facade.project_name, facade.version)
+    rows: list[Installed] = []
+    for name in pm.gateways:
+        gw_cls = pm.gateways.get(name)
+        top = gw_cls.__module__.split(".")[0]
+        dist = dists.get(top)
+        if dist is None and top == "refundkit":
+            dist = ("refundkit (built-in)", __version__)
+        rows.append((name, gw_cls.capabilities, dist))
+    return rows
+
+
+def gateways_table(rows: Sequence[Installed]) -> FittedTable:
     columns = [
         ("gateway", "id"),
         ("partial refunds", "text"),
@@ -59,7 +71,7 @@ def gateways_command(run: Run) -> None:
         ("refunds per payment", "text"),
         ("distribution", "text"),
     ]
-    table = make_table(
+    return make_table(
         columns,
         [
             [name, *capabilities_row(caps), f"{dist[0]} {dist[1]}" if dist else "—"]
@@ -67,4 +79,3 @@ def gateways_command(run: Run) -> None:
         ],
         title="Installed gateways",
     )
-    run.console.print(table)
