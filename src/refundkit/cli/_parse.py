@@ -20,6 +20,7 @@ def parse_amount(text: str, currency: str) -> Money:
 
 
 def parse_exp(text: str | None) -> tuple[int | None, int | None]:
+    """--card-exp ``12/2030`` (or ``12/30``) as (month, year); (None, None) without it."""
     if text is None:
         return None, None
     month, sep, year = text.partition("/")
@@ -36,6 +37,7 @@ def parse_exp(text: str | None) -> tuple[int | None, int | None]:
 
 
 def parse_since(text: str | None) -> datetime | None:
+    """reconcile's --since: an ISO date or time, UTC unless it names its zone."""
     if text is None:
         return None
     try:
