@@ -45,15 +45,13 @@ def demo_settings() -> DashboardSettings:
 
 def open_demo(directory: Path | None = None) -> Demo:
     """A fresh demo store (``refundkit demo``'s payments and refunds) and its demo users."""
-    from rich.console import Console
-
-    from .. import _demo
     from .._kit import RefundKit
+    from .._tour import run_tour
 
     path = directory or Path(tempfile.mkdtemp(prefix="refundkit-dashboard-demo-"))
     url = f"sqlite:///{path / 'refundkit.db'}"
     kit = RefundKit.open(url)
-    _demo.run_demo(kit, Console(quiet=True), db_url=url, directory=str(path))
+    run_tour(kit, db_url=url)
     return Demo(kit, demo_settings(), url)
 
 
