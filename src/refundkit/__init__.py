@@ -73,8 +73,9 @@ from ._model import (
 )
 from ._money import Money
 from ._planner import STRATEGIES, Leg, LegResult, Plan, PlanResult, Source
-from ._plugins import GatewayRegistry, PluginManager
+from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext
+from ._registry import GatewayRegistry
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:

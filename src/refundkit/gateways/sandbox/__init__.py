@@ -28,7 +28,7 @@ from ._gateway import DEFAULT_CARD, IDEMPOTENCY_WINDOW, MAGIC_CENTS, SandboxGate
 from ._signing import DEFAULT_WEBHOOK_SECRET, SIGNATURE_HEADER, WEBHOOK_TOLERANCE_SECONDS
 
 if TYPE_CHECKING:
-    from ..._plugins import GatewayRegistry
+    from ..._registry import GatewayRegistry
 
 # Reprs and the registry's "two gateways are named ..." message name the class where users
 # import it from, as they did when the sandbox was one module.
