@@ -72,6 +72,7 @@ from ._model import (
     RefundStatus,
 )
 from ._money import Money
+from ._pans import find_pans
 from ._planner import STRATEGIES, Leg, LegResult, Plan, PlanResult, Source
 from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext
@@ -170,5 +171,6 @@ __all__ = [
     "WebhookTimestampOutOfTolerance",
     "WebhookVerificationError",
     "__version__",
+    "find_pans",
     "hookimpl",
 ]

@@ -14,23 +14,23 @@ from decimal import Decimal
 from typing import Any, ClassVar, Final, TypeVar
 
 from refundkit import (
+    AmountNotRepresentable,
+    Capabilities,
     Card,
     ConfigurationError,
+    Gateway,
     GatewayDeclined,
     GatewayError,
-    Money,
-    PaymentExists,
-)
-from refundkit._errors import AmountNotRepresentable, InvalidMoney, RefundkitError
-from refundkit._gateway import (
-    Capabilities,
-    Gateway,
     GatewayPayment,
     GatewayRefund,
     GatewayRefundRequest,
     GatewayRefundResult,
     GatewayRefundStatus,
     GatewayRefundUpdate,
+    InvalidMoney,
+    Money,
+    PaymentExists,
+    RefundkitError,
 )
 
 from . import _errors, _webhooks

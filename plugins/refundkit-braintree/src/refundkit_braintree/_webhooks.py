@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
 
-from refundkit import WebhookVerificationError
-from refundkit._errors import RefundkitError
-from refundkit._gateway import GatewayRefundStatus, GatewayRefundUpdate
+from refundkit import (
+    GatewayRefundStatus,
+    GatewayRefundUpdate,
+    RefundkitError,
+    WebhookVerificationError,
+)
 
 if TYPE_CHECKING:
     from ._gateway import BraintreeGateway
