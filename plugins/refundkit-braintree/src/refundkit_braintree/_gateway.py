@@ -378,6 +378,14 @@ class BraintreeGateway(Gateway):
         """Verify a Braintree webhook notification with the SDK and read refund updates."""
         return _webhooks.parse(self, headers, body)
 
+    def verified_notification(self, signature: str, payload: str) -> Any:
+        """The SDK's notification in a delivery's ``bt_signature`` and ``bt_payload``.
+
+        The SDK checks the signature against this merchant's keys; a refusal leaves as a
+        refundkit error (the SDK's exception as its cause), as from every call here.
+        """
+        return self._call(lambda: self._sdk().webhook_notification.parse(signature, payload))
+
     def close(self) -> None:
         self._sdk_gateway = None
 

@@ -43,9 +43,7 @@ def parse(
 ) -> list[GatewayRefundUpdate]:
     signature, payload = _fields(headers, body)
     try:
-        notification = gateway._call(
-            lambda: gateway._sdk().webhook_notification.parse(signature, payload)
-        )
+        notification = gateway.verified_notification(signature, payload)
     except WebhookVerificationError:
         raise
     except RefundkitError as exc:
