@@ -28,8 +28,8 @@ from refundkit._gateway import GatewayRefundRequest, GatewayRefundResult
 from refundkit._model import Card, Destination, Payment
 from refundkit._money import Money
 from refundkit._plugins import PluginManager
-from refundkit.gateways import sandbox as sandbox_module
 from refundkit.gateways.sandbox import OUTCOMES, SandboxGateway
+from refundkit.gateways.sandbox import _books as sandbox_books
 
 CHARGE = "sbx_ch_1"
 START = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -710,11 +710,11 @@ class _LockedTwice:
 def test_wal_switch_is_retried_when_another_process_holds_the_lock() -> None:
     # SQLite can refuse the switch at once, without its busy wait, when processes open together.
     connection = _LockedTwice()
-    sandbox_module._enable_wal(cast(sqlite3.Connection, connection))
+    sandbox_books.enable_wal(cast(sqlite3.Connection, connection))
     assert connection.calls == 3
     other = _LockedTwice("disk I/O error")
     with pytest.raises(sqlite3.OperationalError, match="disk"):
-        sandbox_module._enable_wal(cast(sqlite3.Connection, other))
+        sandbox_books.enable_wal(cast(sqlite3.Connection, other))
     assert other.calls == 1
 
 

@@ -73,9 +73,11 @@ from ._model import (
     RefundStatus,
 )
 from ._money import Money
+from ._pans import find_pans
 from ._planner import STRATEGIES, Leg, LegResult, Plan, PlanResult, Source
-from ._plugins import GatewayRegistry, PluginManager
+from ._plugins import PluginManager
 from ._policy import PolicyConfig, PolicyContext
+from ._registry import GatewayRegistry
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -170,5 +172,6 @@ __all__ = [
     "WebhookTimestampOutOfTolerance",
     "WebhookVerificationError",
     "__version__",
+    "find_pans",
     "hookimpl",
 ]

@@ -18,8 +18,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._model import Limit
-    from ._plugins import GatewayRegistry
     from ._policy import PolicyContext
+    from ._registry import GatewayRegistry
 
 hookspec = pluggy.HookspecMarker("refundkit")
 hookimpl = pluggy.HookimplMarker("refundkit")

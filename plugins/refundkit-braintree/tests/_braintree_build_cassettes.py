@@ -27,9 +27,7 @@ from typing import Any, Final
 import attrs
 import yaml  # type: ignore[import-untyped]
 
-from refundkit import Money
-from refundkit._errors import RefundkitError
-from refundkit._gateway import GatewayRefundRequest
+from refundkit import GatewayRefundRequest, Money, RefundkitError
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent.parent.parent

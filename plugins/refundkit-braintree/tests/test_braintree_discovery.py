@@ -10,7 +10,7 @@ from importlib import metadata
 from click.testing import CliRunner
 from refundkit_braintree import BraintreeGateway
 
-from refundkit._plugins import PluginManager
+from refundkit import PluginManager
 from refundkit.cli import cli
 
 
@@ -45,7 +45,7 @@ def test_refundkit_gateways_lists_braintree() -> None:
 def test_importing_the_plugin_or_refundkit_does_not_import_the_sdk() -> None:
     code = (
         "import sys, refundkit, refundkit_braintree\n"
-        "from refundkit._plugins import PluginManager\n"
+        "from refundkit import PluginManager\n"
         "PluginManager(autoload=True)\n"
         "assert 'braintree' not in sys.modules, 'braintree SDK imported'\n"
     )

@@ -37,6 +37,7 @@ from refundkit import (
     GatewayError,
     GatewayPaymentNotFound,
     GatewayRateLimited,
+    GatewayRefundRequest,
     GatewayTimeout,
     GatewayUnavailable,
     InvalidMoney,
@@ -44,12 +45,11 @@ from refundkit import (
     PaymentExists,
     PaymentNotFound,
     RefundKit,
+    RefundkitError,
     RefundNotAllowed,
     WebhookVerificationError,
 )
 from refundkit._config import Config
-from refundkit._errors import RefundkitError
-from refundkit._gateway import GatewayRefundRequest
 
 
 def request(plan: Plan, amount: Money | None = None, **changes: Any) -> GatewayRefundRequest:

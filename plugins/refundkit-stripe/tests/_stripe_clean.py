@@ -14,7 +14,7 @@ from typing import Any, Final
 import yaml  # type: ignore[import-untyped]
 from _stripe_cassettes import API
 
-from refundkit._pans import find_pans
+from refundkit import find_pans
 
 #: First line of every recorded cassette (built ones start with the builder's header).
 RECORDED_HEADER: Final = (

@@ -14,7 +14,7 @@ from ._gateway import BraintreeGateway
 from ._scrub import scrub
 
 if TYPE_CHECKING:
-    from refundkit._plugins import GatewayRegistry
+    from refundkit import GatewayRegistry
 
 __all__ = ["BraintreeGateway", "refundkit_register_gateways", "scrub"]
 

@@ -27,9 +27,9 @@ from refundkit import (
     GatewayRateLimited,
     GatewayTimeout,
     GatewayUnavailable,
+    RefundkitError,
     WebhookVerificationError,
 )
-from refundkit._errors import RefundkitError
 
 ErrorFactory = Callable[[str], RefundkitError]
 

@@ -14,23 +14,23 @@ from decimal import Decimal
 from typing import Any, ClassVar, Final, TypeVar
 
 from refundkit import (
+    AmountNotRepresentable,
+    Capabilities,
     Card,
     ConfigurationError,
+    Gateway,
     GatewayDeclined,
     GatewayError,
-    Money,
-    PaymentExists,
-)
-from refundkit._errors import AmountNotRepresentable, InvalidMoney, RefundkitError
-from refundkit._gateway import (
-    Capabilities,
-    Gateway,
     GatewayPayment,
     GatewayRefund,
     GatewayRefundRequest,
     GatewayRefundResult,
     GatewayRefundStatus,
     GatewayRefundUpdate,
+    InvalidMoney,
+    Money,
+    PaymentExists,
+    RefundkitError,
 )
 
 from . import _errors, _webhooks
@@ -377,6 +377,14 @@ class BraintreeGateway(Gateway):
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayRefundUpdate]:
         """Verify a Braintree webhook notification with the SDK and read refund updates."""
         return _webhooks.parse(self, headers, body)
+
+    def verified_notification(self, signature: str, payload: str) -> Any:
+        """The SDK's notification in a delivery's ``bt_signature`` and ``bt_payload``.
+
+        The SDK checks the signature against this merchant's keys; a refusal leaves as a
+        refundkit error (the SDK's exception as its cause), as from every call here.
+        """
+        return self._call(lambda: self._sdk().webhook_notification.parse(signature, payload))
 
     def close(self) -> None:
         self._sdk_gateway = None

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from refundkit._pans import find_pans
+from refundkit import find_pans
 
 FILTERED: Final = "[FILTERED]"
 #: XML elements whose text is card data, a secret or personal data.

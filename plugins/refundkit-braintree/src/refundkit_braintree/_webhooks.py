@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
 
-from refundkit import WebhookVerificationError
-from refundkit._errors import RefundkitError
-from refundkit._gateway import GatewayRefundStatus, GatewayRefundUpdate
+from refundkit import (
+    GatewayRefundStatus,
+    GatewayRefundUpdate,
+    RefundkitError,
+    WebhookVerificationError,
+)
 
 if TYPE_CHECKING:
     from ._gateway import BraintreeGateway
@@ -40,9 +43,7 @@ def parse(
 ) -> list[GatewayRefundUpdate]:
     signature, payload = _fields(headers, body)
     try:
-        notification = gateway._call(
-            lambda: gateway._sdk().webhook_notification.parse(signature, payload)
-        )
+        notification = gateway.verified_notification(signature, payload)
     except WebhookVerificationError:
         raise
     except RefundkitError as exc:
