@@ -61,6 +61,7 @@ from .refunds import (
     refund_by_key,
     refund_from_row,
     refund_stats,
+    refund_statuses,
     transition_refund,
     update_refund,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "refund_by_key",
     "refund_from_row",
     "refund_stats",
+    "refund_statuses",
     "set_payment_flags",
     "stream",
     "transition_refund",

@@ -16,6 +16,7 @@ from .._schema import (
     IN_FLIGHT_WHERE,
     STATUSES,
     from_db_time,
+    journal_lines,
     refunds,
     to_db_time,
 )
@@ -172,6 +173,16 @@ def list_refunds(
     if statuses is not None:
         q = q.where(refunds.c.status.in_(list(statuses)))
     return [refund_from_row(raw_mapping(r)) for r in conn.execute(q)]
+
+
+def refund_statuses(conn: Connection, statuses: Sequence[str]) -> dict[str, str]:
+    """Refund id -> status, of every refund in one of ``statuses`` or with a journal line: the
+    refunds the trial balance checks the journal against (docs/accounting.md)."""
+    journaled = sa.select(journal_lines.c.refund_id)
+    q = sa.select(refunds.c.id, refunds.c.status).where(
+        sa.or_(refunds.c.status.in_(list(statuses)), refunds.c.id.in_(journaled))
+    )
+    return {r.id: r.status for r in conn.execute(q)}
 
 
 def in_flight_with_next_attempt(conn: Connection) -> list[tuple[Refund, datetime | None]]:
