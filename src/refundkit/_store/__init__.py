@@ -24,6 +24,14 @@ from ._db import (
 )
 from ._sql import SQL
 from ._tx import Prepared, Tx, stream
+from .approvals import (
+    ApprovalChanges,
+    find_approvals,
+    get_approval,
+    insert_approval,
+    move_approval,
+    unclaim_approval,
+)
 from .journal import insert_journal, list_journal
 from .lots import (
     credit_lots_of_payment,
@@ -71,6 +79,7 @@ __all__ = [
     "SQL",
     "_PAYMENT_COLUMNS",
     "_WRITE",
+    "ApprovalChanges",
     "Prepared",
     "Store",
     "Tx",
@@ -84,12 +93,15 @@ __all__ = [
     "credit_lots_of_payment",
     "customer_lots",
     "event_seq",
+    "find_approvals",
+    "get_approval",
     "get_lot",
     "get_payment",
     "get_refund",
     "get_refund_row",
     "get_resolution",
     "in_flight_with_next_attempt",
+    "insert_approval",
     "insert_event",
     "insert_journal",
     "insert_lot",
@@ -105,6 +117,7 @@ __all__ = [
     "lot_for_payment",
     "lot_spent_on",
     "mark_dispatched",
+    "move_approval",
     "move_lot",
     "parse_url",
     "payment_from_row",
@@ -119,5 +132,6 @@ __all__ = [
     "stream",
     "transition_refund",
     "unavailable",
+    "unclaim_approval",
     "update_refund",
 ]
