@@ -1,13 +1,15 @@
 """The store: SQLAlchemy on SQLite (default) or PostgreSQL. It never sees a gateway, and it is
 the only part of refundkit that writes SQL or knows a column name.
 
-One module per concept: ``payments``, ``refunds`` (and ``resolutions``), ``lots``, ``planning``
-(the planner's read model), ``outbox`` (events), ``journal``. The engine and its transactions
-are in ``_db``; the named statements the refund path runs on the DBAPI connection (``Tx``) are
-gathered in ``_sql`` and run through ``_tx``.
+One module per concept: ``payments``, ``refunds`` (and ``resolutions`` of manual reviews),
+``lots``, ``planning`` (the planner's read model), ``outbox`` (events), ``journal``,
+``deliveries`` (outgoing webhooks and their endpoints) and ``approvals``. The engine and its
+transactions are in ``_db``. The refund path runs named statements, compiled once, on the
+pooled DBAPI connection (``_tx.Tx``); each concept module declares its own and ``_sql``
+gathers them. The paths off the refund path build theirs with SQLAlchemy Core.
 
 Callers use the package as one namespace (``from . import _store as st``, then
-``st.get_payment(tx, ...)``): every name is re-exported here, and looked up here at call time,
+``st.get_payment(tx, ...)``): every name is re-exported here and looked up here at call time,
 so a test can still replace one (``monkeypatch.setattr(_store, "add_held", ...)``).
 """
 
@@ -31,6 +33,21 @@ from .approvals import (
     insert_approval,
     move_approval,
     unclaim_approval,
+)
+from .deliveries import (
+    claim_deliveries,
+    disable_endpoint,
+    enable_endpoint,
+    endpoint_starts,
+    fan_out_deliveries,
+    finish_delivery,
+    is_endpoint_disabled,
+    list_deliveries,
+    list_endpoints,
+    register_endpoint,
+    release_deliveries,
+    renew_delivery,
+    retry_deliveries,
 )
 from .journal import insert_journal, list_journal
 from .lots import (
@@ -87,13 +104,19 @@ __all__ = [
     "add_held",
     "add_refunded",
     "check_exists",
+    "claim_deliveries",
     "claim_due",
     "configure_sqlite",
     "create_engine",
     "credit_lots_of_payment",
     "customer_lots",
+    "disable_endpoint",
+    "enable_endpoint",
+    "endpoint_starts",
     "event_seq",
+    "fan_out_deliveries",
     "find_approvals",
+    "finish_delivery",
     "get_approval",
     "get_lot",
     "get_payment",
@@ -109,6 +132,9 @@ __all__ = [
     "insert_refund",
     "insert_resolution",
     "invoice_payments",
+    "is_endpoint_disabled",
+    "list_deliveries",
+    "list_endpoints",
     "list_events",
     "list_journal",
     "list_payments",
@@ -128,6 +154,10 @@ __all__ = [
     "refund_from_row",
     "refund_stats",
     "refund_statuses",
+    "register_endpoint",
+    "release_deliveries",
+    "renew_delivery",
+    "retry_deliveries",
     "set_payment_flags",
     "stream",
     "transition_refund",

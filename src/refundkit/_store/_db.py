@@ -176,6 +176,14 @@ class Store:
         except self.unavailable_errors as exc:
             raise unavailable(exc) from exc
 
+    @contextmanager
+    def core_write(self) -> Iterator[Connection]:
+        """A SQLAlchemy connection in one write transaction (``BEGIN IMMEDIATE`` on SQLite),
+        for Core statements off the refund path (webhook deliveries). Unlike ``connect``, a
+        lost connection surfaces as the driver's own error, as the deliverer reports it."""
+        with self._write_engine.begin() as conn:
+            yield conn
+
     def _raw(self) -> Any:
         try:
             return self.engine.raw_connection()
