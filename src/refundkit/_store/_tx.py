@@ -8,13 +8,9 @@ durable writes themselves (see benchmarks/refund_overhead.py).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
-
-from .._schema import to_db_time
 
 
 class Prepared:
@@ -81,22 +77,6 @@ def stream(tx: Tx, name: str, **values: Any) -> Iterator[tuple[Any, ...]]:
     cur.execute(stmt.sql, stmt.params(values))
     while batch := cur.fetchmany(64):
         yield from batch
-
-
-def dicts(cur: Any) -> list[dict[str, Any]]:
-    """Every row of a DBAPI cursor as a dict by column name."""
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
-def raw_mapping(row: Row[Any]) -> dict[str, Any]:
-    """A Core row as the plain dict the raw path reads (timestamps back to text), so one
-    ``*_from_row`` serves both paths."""
-    m = dict(row._mapping)
-    for key, value in m.items():
-        if isinstance(value, datetime):
-            m[key] = to_db_time(value)
-    return m
 
 
 def insert_sql(table: str, columns: str) -> str:

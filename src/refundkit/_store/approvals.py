@@ -12,6 +12,7 @@ from .._approval_state import Approval
 from .._money import Money
 from .._planner import Plan
 from .._schema import refund_approvals as t
+from ._rows import value_from_row
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -29,21 +30,10 @@ class ApprovalChanges(TypedDict, total=False):
 
 
 def _from_row(r: Row[Any]) -> Approval:
-    return Approval(
-        id=r.id,
-        payment_id=r.payment_id,
+    return value_from_row(
+        Approval,
+        r,
         amount=Money(r.amount, r.currency),
-        reason=r.reason,
-        status=r.status,
-        requested_by=r.requested_by,
-        requested_at=r.requested_at,
-        decided_by=r.decided_by,
-        decided_at=r.decided_at,
-        decision_note=r.decision_note,
-        refund_id=r.refund_id,
-        kind=r.kind,
-        customer_id=r.customer_id,
-        strategy=r.strategy,
         plan=Plan.from_dict(json.loads(r.plan)) if r.plan else None,
         refund_ids=tuple(json.loads(r.refund_ids)) if r.refund_ids else (),
     )

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from .._delivery_state import Claimed, Delivery, EndpointState
 from .._schema import events, webhook_deliveries, webhook_endpoints
+from ._rows import value_from_row
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -87,18 +88,7 @@ def list_endpoints(conn: Connection) -> list[EndpointState]:
         .select_from(we.outerjoin(counts, counts.c.endpoint == we.c.url))
         .order_by(we.c.url)
     )
-    return [
-        EndpointState(
-            url=r.url,
-            first_seen_at=r.first_seen_at,
-            start_seq=r.start_seq,
-            disabled_at=r.disabled_at,
-            disabled_reason=r.disabled_reason,
-            pending=r.pending,
-            failed=r.failed,
-        )
-        for r in conn.execute(q)
-    ]
+    return [value_from_row(EndpointState, r) for r in conn.execute(q)]
 
 
 # --- deliveries ---------------------------------------------------------------------------------
@@ -256,21 +246,4 @@ def list_deliveries(
         q = q.where(d.c.status == status)
     if event_id is not None:
         q = q.where(d.c.event_id == event_id)
-    return [
-        Delivery(
-            event_id=r.event_id,
-            event_seq=r.event_seq,
-            refund_id=r.refund_id,
-            endpoint=r.endpoint,
-            status=r.status,
-            attempts=r.attempts,
-            started_at=r.started_at,
-            next_attempt_at=r.next_attempt_at,
-            last_attempt_at=r.last_attempt_at,
-            last_status_code=r.last_status_code,
-            last_error=r.last_error,
-            delivered_at=r.delivered_at,
-            parked=bool(r.parked),
-        )
-        for r in conn.execute(q)
-    ]
+    return [value_from_row(Delivery, r, parked=bool(r.parked)) for r in conn.execute(q)]

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
 from .._model import Payment
 from .._schema import from_db_time, to_db_time
-from ._tx import dicts, insert_sql
+from ._rows import dicts
+from ._tx import insert_sql
 
 if TYPE_CHECKING:
     from ._tx import Tx

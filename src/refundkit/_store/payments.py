@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from .._model import Card, Destination, Payment
 from .._money import Money
 from .._schema import from_db_time, payments, to_db_time
-from ._tx import dicts, insert_sql, raw_mapping
+from ._rows import dicts, raw_mapping
+from ._tx import insert_sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

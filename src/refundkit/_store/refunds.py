@@ -20,7 +20,8 @@ from .._schema import (
     refunds,
     to_db_time,
 )
-from ._tx import Prepared, dicts, insert_sql, raw_mapping
+from ._rows import dicts, raw_mapping
+from ._tx import Prepared, insert_sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
