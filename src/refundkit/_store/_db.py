@@ -6,7 +6,8 @@ PostgreSQL the payment row is locked with ``SELECT … FOR UPDATE``.
 
 SQLAlchemy owns the engine, the pool, the schema and the migrations. ``Store.write`` and
 ``Store.read`` hand out a ``Tx`` running the named statements of ``_sql`` on the pooled DBAPI
-connection; ``Store.connect`` a Core connection for the paths off the refund path.
+connection; ``Store.connect`` and ``Store.core_write`` a Core connection, for the paths off
+the refund path.
 """
 
 from __future__ import annotations
