@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 from typing import IO, Any, Final
 
 import attrs
-import sqlalchemy as sa
 
 from . import _store as st
 from ._errors import InvalidInput
 from ._model import JournalLine, iso
 from ._money import Money
-from ._schema import journal_lines, refunds
 from ._store import Store
 
 #: Export columns, in order (CSV header and JSON keys).
@@ -182,12 +180,5 @@ def check(store: Store) -> TrialBalance:
     """The trial balance of the whole journal against the refunds' statuses."""
     lines = read_lines(store)
     with store.connect() as conn:
-        rows = conn.execute(
-            sa.select(refunds.c.id, refunds.c.status).where(
-                sa.or_(
-                    refunds.c.status.in_(sorted(EXPECTED_JOURNALS)),
-                    refunds.c.id.in_(sa.select(journal_lines.c.refund_id)),
-                )
-            )
-        ).all()
-    return trial_balance(lines, {r.id: r.status for r in rows})
+        statuses = st.refund_statuses(conn, sorted(EXPECTED_JOURNALS))
+    return trial_balance(lines, statuses)

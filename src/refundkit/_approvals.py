@@ -20,13 +20,12 @@ with nothing written, so it can still be rejected.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import attrs
 
 from . import _store as st
+from ._approval_state import Approval
 from ._errors import (
     ApprovalRefused,
     GatewayError,
@@ -38,101 +37,14 @@ from ._errors import (
     RequestInProgress,
     StalePlan,
 )
-from ._model import Refund, check_id, iso, new_id
+from ._model import Refund, check_id, new_id
 from ._money import Money
 from ._planner import STRATEGIES, Plan, PlanResult
 from ._policy import check_amount
-from ._schema import refund_approvals as t
 from ._validate import check_money, check_text, need
 
 if TYPE_CHECKING:
     from ._kit import RefundKit
-
-
-@attrs.frozen
-class Approval:
-    id: str
-    #: The payment to refund (a payment approval), or None for a balance approval.
-    payment_id: str | None
-    amount: Money
-    reason: str
-    status: str
-    requested_by: str
-    requested_at: datetime
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    decision_note: str | None = None
-    refund_id: str | None = None
-    kind: str = "payment"
-    #: A balance approval's customer, the strategy asked for, and the plan fixed when claimed.
-    customer_id: str | None = None
-    strategy: str | None = None
-    plan: Plan | None = None
-    #: The refunds a balance approval made (its plan's legs).
-    refund_ids: tuple[str, ...] = ()
-
-    @property
-    def idempotency_key(self) -> str:
-        """The refund's key: approving twice replays the same refund."""
-        return f"approval-{self.id}"
-
-    @property
-    def plan_id(self) -> str | None:
-        return self.plan.id if self.plan else None
-
-    def sentence(self) -> str:
-        """The pending approval in plain words, next to the quote (or balance) it does not hold."""
-        if self.kind == "balance":
-            return (
-                f"{self.amount} of {self.customer_id}'s balance awaits approval (asked by "
-                f"{self.requested_by}); it is not held: the balance is planned and checked "
-                "again when it is approved."
-            )
-        return (
-            f"{self.amount} awaits approval (asked by {self.requested_by}); it is not held: "
-            "the limits are checked again when it is approved."
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "payment_id": self.payment_id,
-            **self.amount.to_dict(),
-            "reason": self.reason,
-            "status": self.status,
-            "requested_by": self.requested_by,
-            "requested_at": iso(self.requested_at),
-            "decided_by": self.decided_by,
-            "decided_at": iso(self.decided_at) if self.decided_at else None,
-            "decision_note": self.decision_note,
-            "refund_id": self.refund_id,
-            "kind": self.kind,
-            "customer_id": self.customer_id,
-            "strategy": self.strategy,
-            "plan_id": self.plan_id,
-            "refund_ids": list(self.refund_ids),
-        }
-
-
-def _from_row(r: Any) -> Approval:
-    return Approval(
-        id=r.id,
-        payment_id=r.payment_id,
-        amount=Money(r.amount, r.currency),
-        reason=r.reason,
-        status=r.status,
-        requested_by=r.requested_by,
-        requested_at=r.requested_at,
-        decided_by=r.decided_by,
-        decided_at=r.decided_at,
-        decision_note=r.decision_note,
-        refund_id=r.refund_id,
-        kind=r.kind,
-        customer_id=r.customer_id,
-        strategy=r.strategy,
-        plan=Plan.from_dict(json.loads(r.plan)) if r.plan else None,
-        refund_ids=tuple(json.loads(r.refund_ids)) if r.refund_ids else (),
-    )
 
 
 class Approvals:
@@ -194,18 +106,7 @@ class Approvals:
             **what,
         )
         with self.kit.store.connect() as conn:
-            conn.execute(
-                t.insert().values(
-                    id=approval.id,
-                    currency=amount.currency,
-                    amount=amount.amount,
-                    reason=reason,
-                    status="pending",
-                    requested_by=requested_by,
-                    requested_at=approval.requested_at,
-                    **what,
-                )
-            )
+            st.insert_approval(conn, approval)
         return approval
 
     def _plan(self, customer_id: str, amount: Money, strategy: str) -> Plan:
@@ -218,10 +119,10 @@ class Approvals:
     def get(self, approval_id: str) -> Approval:
         check_id(approval_id, "approval id")
         with self.kit.store.connect() as conn:
-            row = conn.execute(t.select().where(t.c.id == approval_id)).first()
-        if row is None:
+            approval = st.get_approval(conn, approval_id)
+        if approval is None:
             raise NotFound(f"no approval {approval_id!r}")
-        return _from_row(row)
+        return approval
 
     def find(
         self,
@@ -231,15 +132,10 @@ class Approvals:
         status: str | None = None,
     ) -> list[Approval]:
         """Approvals, newest first (``customer_id`` finds that customer's balance approvals)."""
-        query = t.select().order_by(t.c.requested_at.desc(), t.c.id)
-        if payment_id is not None:
-            query = query.where(t.c.payment_id == payment_id)
-        if customer_id is not None:
-            query = query.where(t.c.customer_id == customer_id)
-        if status is not None:
-            query = query.where(t.c.status == status)
         with self.kit.store.connect() as conn:
-            return [_from_row(r) for r in conn.execute(query)]
+            return st.find_approvals(
+                conn, payment_id=payment_id, customer_id=customer_id, status=status
+            )
 
     def approve(self, approval_id: str, *, approver: str, note: str | None = None) -> Refund:
         """Run the approved refund through the kit now (caps checked now). Raises the kit's
@@ -298,11 +194,7 @@ class Approvals:
         assert approval.strategy is not None
         plan = self._plan(approval.customer_id, approval.amount, approval.strategy)
         with self.kit.store.connect() as conn:
-            done = conn.execute(
-                t.update()
-                .where(t.c.id == approval.id, t.c.status == "pending")
-                .values(status="approving", plan=json.dumps(plan.to_dict()))
-            ).rowcount
+            done = st.move_approval(conn, approval.id, ("pending",), "approving", plan=plan)
         return (
             attrs.evolve(approval, status="approving", plan=plan) if done else self.get(approval.id)
         )
@@ -332,7 +224,7 @@ class Approvals:
             decided_by=approver,
             decided_at=self.kit.clock(),
             decision_note=note,
-            refund_ids=json.dumps(made),
+            refund_ids=made,
         )
         return result
 
@@ -354,15 +246,7 @@ class Approvals:
 
     def _unclaim(self, approval_id: str, plan: Plan) -> None:
         with self.kit.store.connect() as conn:
-            conn.execute(
-                t.update()
-                .where(
-                    t.c.id == approval_id,
-                    t.c.status == "approving",
-                    t.c.plan == json.dumps(plan.to_dict()),
-                )
-                .values(status="pending", plan=None)
-            )
+            st.unclaim_approval(conn, approval_id, plan)
 
     def reject(self, approval_id: str, *, approver: str, note: str) -> Approval:
         approver = need(check_text(approver, "approver"), "approver")
@@ -391,24 +275,30 @@ class Approvals:
         return approval
 
     def _claim(
-        self, approval_id: str, approver: str, *, frm: tuple[str, ...], to: str, **values: Any
+        self,
+        approval_id: str,
+        approver: str,
+        *,
+        frm: tuple[str, ...],
+        to: str,
+        **values: Unpack[st.ApprovalChanges],
     ) -> Approval:
         approval = self._checked(approval_id, approver)
         with self.kit.store.connect() as conn:
-            done = conn.execute(
-                t.update()
-                .where(t.c.id == approval_id, t.c.status.in_(frm))
-                .values(status=to, **values)
-            ).rowcount
+            done = st.move_approval(conn, approval_id, frm, to, **values)
         if not done:
             raise _already(self.get(approval_id))
         return approval
 
-    def _set(self, approval_id: str, frm: tuple[str, ...], **values: Any) -> None:
+    def _set(
+        self,
+        approval_id: str,
+        frm: tuple[str, ...],
+        status: str,
+        **values: Unpack[st.ApprovalChanges],
+    ) -> None:
         with self.kit.store.connect() as conn:
-            conn.execute(
-                t.update().where(t.c.id == approval_id, t.c.status.in_(frm)).values(**values)
-            )
+            st.move_approval(conn, approval_id, frm, status, **values)
 
     def _decide(self, approval_id: str, approver: str, note: str | None, refund_id: str) -> None:
         # The refund exists: the approval is approved, whatever moved it meanwhile (short of

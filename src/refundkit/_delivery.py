@@ -33,12 +33,14 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import attrs
-import sqlalchemy as sa
 
+from . import _store as st
+from ._delivery_state import Claimed
+from ._delivery_state import Delivery as Delivery  # re-exported: callers import it from here
+from ._delivery_state import EndpointState as EndpointState  # likewise
 from ._errors import ConfigurationError, InvalidInput, WebhookEndpointNotFound
 from ._events import EVENT_TYPES
-from ._schema import events, webhook_deliveries, webhook_endpoints
-from ._store import _WRITE, Store
+from ._store import Store
 
 log = logging.getLogger("refundkit.webhooks")
 
@@ -63,11 +65,6 @@ JITTER: Final = 0.2
 LEASE: Final = timedelta(seconds=60)
 REQUEST_TIMEOUT_SECONDS: Final = 20.0
 _BATCH: Final = 50
-
-d = webhook_deliveries
-we = webhook_endpoints
-#: A delivery whose endpoint answered 410 Gone waits (is parked) while this holds.
-_PARKED = sa.exists().where(we.c.url == d.c.endpoint, we.c.disabled_at.is_not(None))
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -227,77 +224,6 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 @attrs.frozen
-class Delivery:
-    """One (event, endpoint) delivery as it stands."""
-
-    event_id: str
-    event_seq: int
-    refund_id: str | None
-    endpoint: str
-    status: str  # pending, delivered or failed (dead-lettered)
-    attempts: int
-    started_at: datetime
-    next_attempt_at: datetime
-    last_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    delivered_at: datetime | None
-    parked: bool = False  # pending, but its endpoint is disabled (410 Gone)
-
-    def to_dict(self) -> dict[str, Any]:
-        from ._model import iso
-
-        def when(t: datetime | None) -> str | None:
-            return iso(t) if t else None
-
-        return {
-            "event_id": self.event_id,
-            "refund_id": self.refund_id,
-            "endpoint": self.endpoint,
-            "status": self.status,
-            "attempts": self.attempts,
-            "started_at": when(self.started_at),
-            "next_attempt_at": when(self.next_attempt_at) if self.status == "pending" else None,
-            "last_attempt_at": when(self.last_attempt_at),
-            "last_status_code": self.last_status_code,
-            "last_error": self.last_error,
-            "delivered_at": when(self.delivered_at),
-            "parked": self.parked,
-        }
-
-
-@attrs.frozen
-class EndpointState:
-    """A registered endpoint: where it started in the outbox, and whether it is disabled."""
-
-    url: str
-    first_seen_at: datetime
-    start_seq: int  # it gets events after this outbox position
-    disabled_at: datetime | None
-    disabled_reason: str | None
-    pending: int  # deliveries waiting; parked while disabled
-    failed: int  # dead letters
-
-    @property
-    def disabled(self) -> bool:
-        return self.disabled_at is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        from ._model import iso
-
-        return {
-            "url": self.url,
-            "status": "disabled" if self.disabled else "enabled",
-            "first_seen_at": iso(self.first_seen_at),
-            "start_seq": self.start_seq,
-            "disabled_at": iso(self.disabled_at) if self.disabled_at else None,
-            "disabled_reason": self.disabled_reason,
-            "pending": self.pending,
-            "failed": self.failed,
-        }
-
-
-@attrs.frozen
 class DeliveryReport:
     """What one pass did: attempts made, and how they ended."""
 
@@ -315,33 +241,6 @@ class DeliveryReport:
             "retrying": list(self.retrying),
             "dead_lettered": list(self.dead_lettered),
         }
-
-
-@attrs.frozen
-class _Claimed:
-    id: int
-    claim: str
-    event_id: str
-    endpoint: Endpoint
-    started_at: datetime
-    attempts: int
-    body: bytes
-
-
-_COLUMNS = (
-    d.c.event_id,
-    d.c.event_seq,
-    d.c.refund_id,
-    d.c.endpoint,
-    d.c.status,
-    d.c.attempts,
-    d.c.started_at,
-    d.c.next_attempt_at,
-    d.c.last_attempt_at,
-    d.c.last_status_code,
-    d.c.last_error,
-    d.c.delivered_at,
-)
 
 
 class Deliverer:
@@ -394,13 +293,11 @@ class Deliverer:
         now = self.clock()
         starts = self._starts()
         for url in sorted(set(self.endpoints) - set(starts)):
-            latest = sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0)).scalar_subquery()
             backfill = self.endpoints[url].backfill
-            start: int | sa.ScalarSelect[Any] = 0 if backfill else latest
             try:
-                with self._write() as conn:
-                    conn.execute(we.insert().values(url=url, first_seen_at=now, start_seq=start))
-            except sa.exc.IntegrityError:  # another deliverer registered it first: keep its start
+                with self.store.core_write() as conn:
+                    st.register_endpoint(conn, url, now, backfill=backfill)
+            except self.store.integrity_errors:  # registered by another deliverer: its start stands
                 log.debug("registering %s raced another deliverer", url)
             else:
                 log.info("webhook endpoint %s registered (backfill: %s)", url, backfill)
@@ -408,10 +305,7 @@ class Deliverer:
 
     def _starts(self) -> dict[str, int]:
         with self.store.connect() as conn:
-            rows = conn.execute(
-                sa.select(we.c.url, we.c.start_seq).where(we.c.url.in_(sorted(self.endpoints)))
-            )
-            return {r.url: r.start_seq for r in rows}
+            return st.endpoint_starts(conn, sorted(self.endpoints))
 
     def fan_out(self) -> int:
         """A pending delivery per endpoint for every event it wants and has not got yet, from
@@ -420,117 +314,45 @@ class Deliverer:
         now = self.clock()
         added = 0
         for endpoint in self.endpoints.values():
-            already = sa.exists().where(d.c.event_id == events.c.id, d.c.endpoint == endpoint.url)
-            select = sa.select(
-                events.c.seq,
-                events.c.id,
-                events.c.refund_id,
-                sa.literal(endpoint.url, sa.Text),
-                sa.literal("pending", sa.Text),
-                sa.literal(now, d.c.started_at.type),
-                sa.literal(now, d.c.next_attempt_at.type),
-            ).where(~already, events.c.seq > starts[endpoint.url])
-            if endpoint.events is not None:
-                select = select.where(events.c.type.in_(sorted(endpoint.events)))
-            insert = d.insert().from_select(
-                ["event_seq", "event_id", "refund_id", "endpoint", "status", "started_at",
-                 "next_attempt_at"],
-                select,
-            )  # fmt: skip
+            start = starts[endpoint.url]
             try:
-                with self._write() as conn:
-                    added += conn.execute(insert).rowcount
-            except sa.exc.IntegrityError:  # another deliverer fanned out the same events first
+                with self.store.core_write() as conn:
+                    added += st.fan_out_deliveries(conn, endpoint.url, endpoint.events, start, now)
+            except self.store.integrity_errors:  # another deliverer fanned them out first
                 log.debug("fan-out to %s raced another deliverer", endpoint.url)
         return added
 
-    def claim(self, limit: int = _BATCH) -> list[_Claimed]:
+    def claim(self, limit: int = _BATCH) -> list[Claimed]:
         """Take a lease on due deliveries; another deliverer skips them until it lapses."""
         now = self.clock()
         token = secrets.token_hex(8)
-        earlier = d.alias("earlier")
-        blocked = sa.exists().where(
-            earlier.c.endpoint == d.c.endpoint,
-            earlier.c.refund_id == d.c.refund_id,
-            earlier.c.event_seq < d.c.event_seq,
-            earlier.c.status == "pending",
-        )
-        due = (
-            sa.select(d.c.id)
-            .where(
-                d.c.status == "pending",
-                d.c.next_attempt_at <= now,
-                sa.or_(d.c.claimed_until.is_(None), d.c.claimed_until <= now),
-                d.c.endpoint.in_(sorted(self.endpoints)),
-                ~_PARKED,
-                ~blocked,
-            )
-            .order_by(d.c.event_seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=d)
-        )
-        with self._write() as conn:
-            ids = list(conn.execute(due).scalars())
-            if not ids:
-                return []
-            conn.execute(
-                d.update()
-                .where(d.c.id.in_(ids))
-                .values(claim=token, claimed_until=now + self.lease)
-            )
-            rows = conn.execute(
-                sa.select(
-                    d.c.id, d.c.event_id, d.c.endpoint, d.c.started_at, d.c.attempts,
-                    events.c.payload,
-                )
-                .join(events, events.c.seq == d.c.event_seq)
-                .where(d.c.id.in_(ids))
-                .order_by(d.c.event_seq)
-            ).all()  # fmt: skip
-        return [
-            _Claimed(r.id, token, r.event_id, self.endpoints[r.endpoint], r.started_at, r.attempts,
-                     r.payload.encode("utf-8"))
-            for r in rows
-        ]  # fmt: skip
+        urls = sorted(self.endpoints)
+        with self.store.core_write() as conn:
+            return st.claim_deliveries(conn, urls, now, now + self.lease, token, limit)
 
-    def release(self, claimed: Sequence[_Claimed]) -> None:
+    def release(self, claimed: Sequence[Claimed]) -> None:
         """Give claims back unsent (an interrupted pass); no attempt is counted."""
         if claimed:
-            with self._write() as conn:
-                for c in claimed:
-                    conn.execute(
-                        d.update()
-                        .where(d.c.id == c.id, d.c.claim == c.claim)
-                        .values(claim=None, claimed_until=None)
-                    )
+            with self.store.core_write() as conn:
+                st.release_deliveries(conn, claimed)
 
     # --- one attempt ------------------------------------------------------------------------
 
-    def _renew(self, claimed: _Claimed) -> bool:
+    def _renew(self, claimed: Claimed) -> bool:
         """Extend the lease just before sending, so it outlasts this request whatever came
         before it in the batch; False if the lease lapsed and someone else holds it now, or if
         its endpoint was disabled since the claim (a 410 earlier in the batch or elsewhere)."""
-        with self._write() as conn:
-            result = conn.execute(
-                d.update()
-                .where(
-                    d.c.id == claimed.id,
-                    d.c.claim == claimed.claim,
-                    d.c.status == "pending",
-                    ~_PARKED,
-                )
-                .values(claimed_until=self.clock() + self.lease)
-            )
-        return bool(result.rowcount)
+        with self.store.core_write() as conn:
+            return st.renew_delivery(conn, claimed, self.clock() + self.lease)
 
-    def _attempt(self, claimed: _Claimed, send: Sender) -> str | None:
+    def _attempt(self, claimed: Claimed, send: Sender) -> str | None:
         from .webhooks import signed_headers
 
         if not self._renew(claimed):
             log.info("webhook %s: claim lapsed or endpoint disabled; not sent", claimed.event_id)
             self.release([claimed])  # parked: free at once for a re-enable (no-op if lapsed)
             return None
-        endpoint = claimed.endpoint
+        endpoint = self.endpoints[claimed.endpoint]
         headers = signed_headers(
             endpoint.secrets, claimed.event_id, int(self.clock().timestamp()), claimed.body
         )
@@ -539,158 +361,83 @@ class Deliverer:
         outcome = send(endpoint.url, headers, claimed.body)
         return self._finish(claimed, outcome)
 
-    def _finish(self, claimed: _Claimed, outcome: Outcome) -> str:
+    def _finish(self, claimed: Claimed, outcome: Outcome) -> str:
         now = self.clock()
-        values: dict[str, Any] = {
-            "attempts": claimed.attempts + 1,
-            "last_attempt_at": now,
-            "last_status_code": outcome.status_code,
-            "claim": None,
-            "claimed_until": None,
-        }
+        error: str | None = None
+        retry_at: datetime | None = None
         if outcome.ok:
             result = "delivered"
-            values |= {"status": "delivered", "delivered_at": now, "last_error": None}
         else:
             error = outcome.error or f"HTTP {outcome.status_code}"
-            nxt = None
             if not outcome.gone:  # 410 Gone: the receiver asked us to stop (R-4.5)
-                nxt = next_attempt(
+                retry_at = next_attempt(
                     claimed.started_at,
                     now,
                     claimed.attempts + 1,
                     self.rng,
                     retry_after=outcome.retry_after,
                 )
-            values["last_error"] = error
-            if nxt is None:
+            if retry_at is None:
                 result = "dead_lettered"
-                values["status"] = "failed"
                 if not outcome.gone:  # a 410 has its own warning, once per endpoint
                     log.warning(
                         "webhook %s to %s dead-lettered after %d attempts: %s",
-                        claimed.event_id, endpoint_url(claimed), claimed.attempts + 1, error,
+                        claimed.event_id, claimed.endpoint, claimed.attempts + 1, error,
                     )  # fmt: skip
             else:
                 result = "retrying"
-                values["next_attempt_at"] = nxt
-        with self._write() as conn:
-            conn.execute(
-                d.update().where(d.c.id == claimed.id, d.c.claim == claimed.claim).values(values)
+        with self.store.core_write() as conn:
+            st.finish_delivery(
+                conn, claimed, now, outcome.status_code, error=error, retry_at=retry_at
             )
-            if outcome.gone:
-                self._disable(conn, claimed, now)
+            # 410 Gone: the endpoint is disabled for every deliverer, in the same transaction
+            # as the dead letter; only the deliverer that flips it warns.
+            reason = f"410 Gone in reply to {claimed.event_id}"
+            if outcome.gone and st.disable_endpoint(conn, claimed.endpoint, now, reason):
+                log.warning(
+                    "webhook endpoint %s answered 410 Gone: disabled; its deliveries are parked "
+                    "until `refundkit endpoints enable %s`",
+                    claimed.endpoint, claimed.endpoint,
+                )  # fmt: skip
         return result
-
-    def _disable(self, conn: sa.Connection, claimed: _Claimed, now: datetime) -> None:
-        """410 Gone: the endpoint is disabled for every deliverer, in the same transaction as
-        the dead letter; only the deliverer that flips it warns."""
-        url = claimed.endpoint.url
-        reason = f"410 Gone in reply to {claimed.event_id}"
-        flipped = conn.execute(
-            we.update()
-            .where(we.c.url == url, we.c.disabled_at.is_(None))
-            .values(disabled_at=now, disabled_reason=reason)
-        ).rowcount
-        if flipped:
-            log.warning(
-                "webhook endpoint %s answered 410 Gone: disabled; its deliveries are parked "
-                "until `refundkit endpoints enable %s`",
-                url, url,
-            )  # fmt: skip
-
-    # --- reading and retrying ---------------------------------------------------------------
-
-    def _write(self) -> Any:
-        engine = self.store.engine.execution_options(**{_WRITE: True})
-        return engine.begin()
-
-
-def endpoint_url(claimed: _Claimed) -> str:
-    return claimed.endpoint.url
 
 
 def list_deliveries(
     store: Store, *, status: str | None = None, event_id: str | None = None
 ) -> list[Delivery]:
-    parked = sa.and_(d.c.status == "pending", we.c.disabled_at.is_not(None))
-    q = (
-        sa.select(*_COLUMNS, parked.label("parked"))
-        .select_from(d.outerjoin(we, we.c.url == d.c.endpoint))
-        .order_by(d.c.event_seq, d.c.endpoint)
-    )
-    if status is not None:
-        if status not in ("pending", "delivered", "failed"):
-            raise InvalidInput(f"status must be pending, delivered or failed, not {status!r}")
-        q = q.where(d.c.status == status)
-    if event_id is not None:
-        q = q.where(d.c.event_id == event_id)
+    if status is not None and status not in ("pending", "delivered", "failed"):
+        raise InvalidInput(f"status must be pending, delivered or failed, not {status!r}")
     with store.connect() as conn:
-        return [
-            Delivery(**(dict(row._mapping) | {"parked": bool(row.parked)}))
-            for row in conn.execute(q)
-        ]
+        return st.list_deliveries(conn, status=status, event_id=event_id)
 
 
 def list_endpoints(store: Store) -> list[EndpointState]:
     """Every registered endpoint, with its pending and dead-lettered delivery counts."""
-    counts = (
-        sa.select(
-            d.c.endpoint,
-            sa.func.count().filter(d.c.status == "pending").label("pending"),
-            sa.func.count().filter(d.c.status == "failed").label("failed"),
-        )
-        .group_by(d.c.endpoint)
-        .subquery()
-    )
-    q = (
-        sa.select(
-            we,
-            sa.func.coalesce(counts.c.pending, 0).label("pending"),
-            sa.func.coalesce(counts.c.failed, 0).label("failed"),
-        )
-        .select_from(we.outerjoin(counts, counts.c.endpoint == we.c.url))
-        .order_by(we.c.url)
-    )
     with store.connect() as conn:
-        return [EndpointState(**row._mapping) for row in conn.execute(q)]
+        return st.list_endpoints(conn)
 
 
 def enable_endpoint(store: Store, url: str, now: datetime) -> int:
     """Enable a disabled endpoint: its parked deliveries, and the ones a 410 dead-lettered, go
     back in the queue with a fresh horizon, to be sent in outbox order. Returns how many (0 for
     an endpoint that was not disabled)."""
-    with store.engine.execution_options(**{_WRITE: True}).begin() as conn:
-        row = conn.execute(sa.select(we.c.disabled_at).where(we.c.url == url)).first()
-        if row is None:
+    with store.core_write() as conn:
+        disabled = st.is_endpoint_disabled(conn, url)
+        if disabled is None:
             raise WebhookEndpointNotFound(f"no webhook endpoint {url!r} has been seen")
-        if row.disabled_at is None:
+        if not disabled:
             return 0
-        conn.execute(
-            we.update().where(we.c.url == url).values(disabled_at=None, disabled_reason=None)
-        )
-        gone = sa.and_(d.c.status == "failed", d.c.last_status_code == 410)
-        result = conn.execute(
-            d.update()
-            .where(d.c.endpoint == url, sa.or_(d.c.status == "pending", gone))
-            .values(status="pending", attempts=0, started_at=now, next_attempt_at=now)
-        )
-    log.info("webhook endpoint %s enabled: %d deliveries resume", url, result.rowcount)
-    return int(result.rowcount)
+        resumed = st.enable_endpoint(conn, url, now)
+    log.info("webhook endpoint %s enabled: %d deliveries resume", url, resumed)
+    return resumed
 
 
 def retry_event(store: Store, event_id: str, now: datetime) -> int:
     """Send ``event_id`` again to every endpoint it failed for, with a fresh horizon."""
-    with store.engine.execution_options(**{_WRITE: True}).begin() as conn:
-        known = conn.execute(sa.select(events.c.seq).where(events.c.id == event_id)).first()
-        if known is None:
+    with store.core_write() as conn:
+        if st.event_seq(conn, event_id) is None:
             raise InvalidInput(f"no event {event_id!r}")
-        result = conn.execute(
-            d.update()
-            .where(d.c.event_id == event_id, d.c.status == "failed")
-            .values(status="pending", attempts=0, started_at=now, next_attempt_at=now)
-        )
-        return int(result.rowcount)
+        return st.retry_deliveries(conn, event_id, now)
 
 
 def run_forever(

@@ -1,0 +1,167 @@
+"""The store: SQLAlchemy on SQLite (default) or PostgreSQL. It never sees a gateway, and it is
+the only part of refundkit that writes SQL or knows a column name.
+
+One module per concept: ``payments``, ``refunds`` (and ``resolutions`` of manual reviews),
+``lots``, ``planning`` (the planner's read model), ``outbox`` (events), ``journal``,
+``deliveries`` (outgoing webhooks and their endpoints) and ``approvals``. The engine and its
+transactions are in ``_db``. The refund path runs named statements, compiled once, on the
+pooled DBAPI connection (``_tx.Tx``); each concept module declares its own and ``_sql``
+gathers them. The paths off the refund path build theirs with SQLAlchemy Core.
+
+Callers use the package as one namespace (``from . import _store as st``, then
+``st.get_payment(tx, ...)``): every name is re-exported here and looked up here at call time,
+so a test can still replace one (``monkeypatch.setattr(_store, "add_held", ...)``).
+"""
+
+from __future__ import annotations
+
+from ._db import (
+    _WRITE,
+    Store,
+    check_exists,
+    configure_sqlite,
+    create_engine,
+    parse_url,
+    unavailable,
+)
+from ._sql import SQL
+from ._tx import Prepared, Tx, stream
+from .approvals import (
+    ApprovalChanges,
+    find_approvals,
+    get_approval,
+    insert_approval,
+    move_approval,
+    unclaim_approval,
+)
+from .deliveries import (
+    claim_deliveries,
+    disable_endpoint,
+    enable_endpoint,
+    endpoint_starts,
+    fan_out_deliveries,
+    finish_delivery,
+    is_endpoint_disabled,
+    list_deliveries,
+    list_endpoints,
+    register_endpoint,
+    release_deliveries,
+    renew_delivery,
+    retry_deliveries,
+)
+from .journal import insert_journal, list_journal
+from .lots import (
+    credit_lots_of_payment,
+    customer_lots,
+    get_lot,
+    insert_lot,
+    lot_for_payment,
+    lot_spent_on,
+    move_lot,
+    record_movement,
+)
+from .outbox import event_seq, insert_event, list_events, mark_dispatched
+from .payments import (
+    _PAYMENT_COLUMNS,
+    add_credited,
+    add_held,
+    add_refunded,
+    get_payment,
+    insert_payment,
+    invoice_payments,
+    list_payments,
+    lock_payment_row,
+    payment_from_row,
+    payments_to_reconcile,
+    set_payment_flags,
+)
+from .refunds import (
+    claim_due,
+    get_refund,
+    get_refund_row,
+    in_flight_with_next_attempt,
+    insert_refund,
+    list_refunds,
+    refund_by_gateway_id,
+    refund_by_key,
+    refund_from_row,
+    refund_stats,
+    refund_statuses,
+    transition_refund,
+    update_refund,
+)
+from .resolutions import get_resolution, insert_resolution
+
+__all__ = [
+    "SQL",
+    "_PAYMENT_COLUMNS",
+    "_WRITE",
+    "ApprovalChanges",
+    "Prepared",
+    "Store",
+    "Tx",
+    "add_credited",
+    "add_held",
+    "add_refunded",
+    "check_exists",
+    "claim_deliveries",
+    "claim_due",
+    "configure_sqlite",
+    "create_engine",
+    "credit_lots_of_payment",
+    "customer_lots",
+    "disable_endpoint",
+    "enable_endpoint",
+    "endpoint_starts",
+    "event_seq",
+    "fan_out_deliveries",
+    "find_approvals",
+    "finish_delivery",
+    "get_approval",
+    "get_lot",
+    "get_payment",
+    "get_refund",
+    "get_refund_row",
+    "get_resolution",
+    "in_flight_with_next_attempt",
+    "insert_approval",
+    "insert_event",
+    "insert_journal",
+    "insert_lot",
+    "insert_payment",
+    "insert_refund",
+    "insert_resolution",
+    "invoice_payments",
+    "is_endpoint_disabled",
+    "list_deliveries",
+    "list_endpoints",
+    "list_events",
+    "list_journal",
+    "list_payments",
+    "list_refunds",
+    "lock_payment_row",
+    "lot_for_payment",
+    "lot_spent_on",
+    "mark_dispatched",
+    "move_approval",
+    "move_lot",
+    "parse_url",
+    "payment_from_row",
+    "payments_to_reconcile",
+    "record_movement",
+    "refund_by_gateway_id",
+    "refund_by_key",
+    "refund_from_row",
+    "refund_stats",
+    "refund_statuses",
+    "register_endpoint",
+    "release_deliveries",
+    "renew_delivery",
+    "retry_deliveries",
+    "set_payment_flags",
+    "stream",
+    "transition_refund",
+    "unavailable",
+    "unclaim_approval",
+    "update_refund",
+]
