@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,19 @@ def test_the_error_tree_in_the_docstring_is_the_class_tree() -> None:
         for name, cls in classes.items()
     }
     assert _drawn_tree() == actual
+
+
+def test_every_module_of_refundkit_sits_in_a_layer() -> None:
+    """A new module must be placed in the layers contract, or nothing checks its imports."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contract = next(
+        c for c in config["tool"]["importlinter"]["contracts"] if c["containers"] == ["refundkit"]
+    )
+    placed = {name.strip() for layer in contract["layers"] for name in re.split("[|:]", layer)}
+    package = ROOT / "src" / "refundkit"
+    modules = {
+        p.stem if p.is_file() else p.name
+        for p in package.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
+    assert modules == placed

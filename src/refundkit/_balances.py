@@ -23,17 +23,6 @@ class BalanceLot:
     funding_payment_id: str | None
     created_at: datetime
 
-    @classmethod
-    def from_row(cls, r: dict[str, Any]) -> BalanceLot:
-        cur = r["currency"]
-        created = r["created_at"]
-        if isinstance(created, str):
-            created = datetime.fromisoformat(created)  # the store's fixed ISO text
-        return cls(
-            r["id"], r["kind"], Money(r["amount"], cur), Money(r["remaining"], cur),
-            r["funding_payment_id"], created,
-        )  # fmt: skip
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -91,14 +91,14 @@ class Endpoint:
         *,
         backfill: bool = False,
     ) -> Endpoint:
-        from .webhooks import _webhook
+        from .webhooks import check_secret
 
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigurationError(f"a webhook endpoint url must be http(s)://..., not {url!r}")
         keys = (secret,) if isinstance(secret, str) else tuple(secret)
         for key in keys:
-            _webhook(key)  # InvalidWebhookSecret for an empty or non-base64 secret
+            check_secret(key)
         if not keys:
             raise ConfigurationError(f"webhook endpoint {url} has no secret")
         wanted = None if events is None else frozenset(events)

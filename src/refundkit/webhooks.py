@@ -35,6 +35,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "TOLERANCE_SECONDS",
+    "check_secret",
     "new_secret",
     "sign",
     "signed_headers",
@@ -190,6 +191,12 @@ def _b64(value: str) -> bytes | None:
 
 
 # --- the standardwebhooks package -------------------------------------------------------------
+
+
+def check_secret(secret: str) -> None:
+    """Raise ``InvalidWebhookSecret`` unless ``secret`` is a usable signing secret
+    (``whsec_`` + base64, or bare base64)."""
+    _webhook(secret)
 
 
 def _webhook(secret: str) -> Any:

@@ -25,7 +25,7 @@ def balance(rt: Runtime, customer_id: str) -> CustomerBalance:
     """The customer's balance per currency, lot by lot with the payment that funded it."""
     with rt.store.read() as tx:
         rows = st.customer_lots(tx, check_id(customer_id, "customer id"))
-    lots = tuple(BalanceLot.from_row(r) for r in rows)
+    lots = tuple(rows)
     totals: dict[str, Money] = {}
     for lot in lots:
         cur = lot.remaining.currency
@@ -47,11 +47,11 @@ def redeem(rt: Runtime, customer_id: str, amount: Money, reference: str, order: 
         lots = [
             r
             for r in st.customer_lots(tx, customer_id)
-            if r["currency"] == amount.currency and r["remaining"] > 0
+            if r.remaining.currency == amount.currency and r.remaining.amount > 0
         ]
         if order == "newest_first":
             lots.reverse()
-        available = sum(r["remaining"] for r in lots)
+        available = sum(r.remaining.amount for r in lots)
         if available < amount.amount:
             raise InsufficientBalance(
                 f"the customer's balance holds {Money(available, amount.currency)}, "
@@ -59,8 +59,8 @@ def redeem(rt: Runtime, customer_id: str, amount: Money, reference: str, order: 
             )
         left = amount.amount
         for lot in lots:
-            take = min(left, lot["remaining"])
-            st.move_lot(tx, lot["id"], -take, kind="redemption", now=now, reference=reference)
+            take = min(left, lot.remaining.amount)
+            st.move_lot(tx, lot.id, -take, kind="redemption", now=now, reference=reference)
             left -= take
             if not left:
                 break
@@ -101,9 +101,9 @@ def issue_credit(
             st.insert_lot(tx, payment, lot_id, now, kind="credit", amount=take)
             st.record_movement(tx, lot_id, take, kind="credit_issued", now=now,
                                reference=reference)  # fmt: skip
-            row = st.get_lot(tx, lot_id)
-            assert row is not None
-            lots.append(BalanceLot.from_row(row))
+            lot = st.get_lot(tx, lot_id)
+            assert lot is not None
+            lots.append(lot)
             left -= take
             if not left:
                 break
@@ -128,7 +128,9 @@ def check_room(tx: st.Tx, payment: Payment) -> None:
     """A customer's balance in one currency must stay a storable amount (R-6.8)."""
     cur = payment.amount.currency
     held = sum(
-        r["remaining"] for r in st.customer_lots(tx, payment.customer_id) if r["currency"] == cur
+        r.remaining.amount
+        for r in st.customer_lots(tx, payment.customer_id)
+        if r.remaining.currency == cur
     )
     if held + payment.amount.amount > MAX_AMOUNT:
         raise InvalidMoney(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _store as st
+from .._balances import BalanceLot
 from .._errors import InvalidInput
 from .._model import Destination, Payment, Quote
 from .._money import Money
@@ -14,7 +15,7 @@ from ._runtime import Runtime
 
 
 def context(
-    rt: Runtime, tx: st.Tx, payment: Payment, lot: dict[str, Any] | None = None
+    rt: Runtime, tx: st.Tx, payment: Payment, lot: BalanceLot | None = None
 ) -> tuple[PolicyContext, int]:
     """The facts the policy reads, and how many of the payment's refunds are unknown.
 
@@ -29,9 +30,7 @@ def context(
         capabilities=rt.gateway(payment.gateway).capabilities,
         config=rt.policy,
         now=rt.clock(),
-        lot_remaining=Money(lot["remaining"], cur)
-        if lot is not None and lot["kind"] == "credit"
-        else None,
+        lot_remaining=lot.remaining if lot is not None and lot.kind == "credit" else None,
         **_balance_facts(tx, payment),
     )
     return ctx, unknown
@@ -45,36 +44,36 @@ def _balance_facts(tx: st.Tx, payment: Payment) -> dict[str, Any]:
         top_up = st.lot_for_payment(tx, payment.id)
         if top_up is None:
             return facts
-        facts["balance_remaining"] = Money(top_up["remaining"], cur)
+        facts["balance_remaining"] = top_up.remaining
         # What left the lot other than through this payment's own refunds.
         held = payment.held.amount if payment.held else 0
-        spent = top_up["amount"] - top_up["remaining"] - held
+        spent = top_up.amount.amount - top_up.remaining.amount - held
         if spent > 0:
             facts["balance_spent"] = Money(spent, cur)
-            facts["balance_spent_on"] = tuple(st.lot_spent_on(tx, top_up["id"]))
+            facts["balance_spent_on"] = tuple(st.lot_spent_on(tx, top_up.id))
     elif payment.credited:
         credit_lots = st.credit_lots_of_payment(tx, payment.id)
-        used = sum(x["amount"] - x["remaining"] for x in credit_lots)
+        used = sum(x.amount.amount - x.remaining.amount for x in credit_lots)
         if used > 0:
             facts["credit_spent"] = Money(used, cur)
             facts["credit_spent_on"] = tuple(
-                ref for x in credit_lots for ref in st.lot_spent_on(tx, x["id"])
+                ref for x in credit_lots for ref in st.lot_spent_on(tx, x.id)
             )
     return facts
 
 
-def quote(rt: Runtime, tx: st.Tx, payment: Payment, lot: dict[str, Any] | None = None) -> Quote:
+def quote(rt: Runtime, tx: st.Tx, payment: Payment, lot: BalanceLot | None = None) -> Quote:
     """The payment's quote now, in the caller's transaction."""
     return make_quote(context(rt, tx, payment, lot)[0], rt.rules)
 
 
-def source_lot(tx: st.Tx, payment: Payment, lot_id: str | None) -> dict[str, Any] | None:
+def source_lot(tx: st.Tx, payment: Payment, lot_id: str | None) -> BalanceLot | None:
     """The balance lot a refund of ``payment`` draws on: the one asked for, or a top-up's own."""
     if lot_id is None:
         if payment.destination is Destination.CUSTOMER_BALANCE:
             return st.lot_for_payment(tx, payment.id)
         return None
     lot = st.get_lot(tx, lot_id)
-    if lot is None or lot["funding_payment_id"] != payment.id:
+    if lot is None or lot.funding_payment_id != payment.id:
         raise InvalidInput(f"balance lot {lot_id} was not funded by payment {payment.id}")
     return lot

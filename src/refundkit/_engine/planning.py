@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _store as st
+from .._balances import BalanceLot
 from .._errors import (
     GatewayError,
     InsufficientRefundableBalance,
@@ -27,7 +28,6 @@ from .._planner import (
     candidate_order,
     uses_cover_candidates,
 )
-from .._schema import from_db_time
 from .._validate import check_money, check_text
 from . import facts, refunds
 from ._runtime import Runtime
@@ -129,7 +129,7 @@ def leg_basis(tx: st.Tx, leg: Leg) -> dict[str, int]:
     """What a leg relies on: its lot's remainder, or its payment's held + credited total."""
     if leg.lot_id is not None:
         lot = st.get_lot(tx, leg.lot_id)
-        return {f"lot:{leg.lot_id}": lot["remaining"] if lot else -1}
+        return {f"lot:{leg.lot_id}": lot.remaining.amount if lot else -1}
     payment = st.get_payment(tx, leg.payment_id)
     if payment is None:
         return {f"payment:{leg.payment_id}": -1}
@@ -145,7 +145,7 @@ class Candidates:
     ) -> None:
         self.rt, self.tx, self.cid, self.total, self.scope = rt, tx, customer_id, total, scope
         self.cur = total.currency
-        self._top: list[tuple[Any, ...]] | None = None
+        self._top: list[Source] | None = None
 
     def candidates(self, strategy: str) -> Iterator[Source]:
         order = candidate_order(strategy)
@@ -156,37 +156,29 @@ class Candidates:
     def covers(self, strategy: str) -> Iterator[Source]:
         if strategy == "single_source" and self.scope is None:
             top = self._top_listed()
-            if not top or top[0][4] < self.total.amount:
+            if not top or top[0].available < self.total:
                 # The largest refundable balance bounds every quote: no payment covers the
                 # total, so the full covering-payment scan is skipped.
                 return
         yield from self._sources("cover")
 
-    def _top_listed(self) -> list[tuple[Any, ...]]:
+    def _top_listed(self) -> list[Source]:
         if self._top is None:
-            self._top = self.tx.run(
-                "plan_refundable", cid=self.cid, cur=self.cur, top=LISTED
-            ).fetchall()
+            self._top = st.largest_refundable(self.tx, self.cid, self.cur, LISTED)
         return self._top
 
     def _sources(self, order: str) -> Iterator[Source]:
         if self.scope == "balance":
-            for (lot_id,) in st.stream(self.tx, f"plan_lots_{order}", **self._args(order)):
+            for lot_id in st.candidate_ids(self.tx, order, self.cid, self.total, lots=True):
                 yield self._lot_source(lot_id)
         elif self.scope is not None:
             for payment in self._invoice_payments(order):
                 yield self._payment_source(payment)
         else:
-            for (pid,) in st.stream(self.tx, f"plan_{order}", **self._args(order)):
+            for pid in st.candidate_ids(self.tx, order, self.cid, self.total):
                 found = st.get_payment(self.tx, pid)
                 assert found is not None
                 yield self._payment_source(found)
-
-    def _args(self, order: str) -> dict[str, Any]:
-        args: dict[str, Any] = {"cid": self.cid, "cur": self.cur}
-        if order == "cover":
-            args["total"] = self.total.amount
-        return args
 
     def _invoice_payments(self, order: str) -> list[Payment]:
         payments = [p for p in st.invoice_payments(self.tx, str(self.scope))
@@ -205,11 +197,12 @@ class Candidates:
     def _lot_source(self, lot_id: str) -> Source:
         lot = st.get_lot(self.tx, lot_id)
         assert lot is not None
-        payment = st.get_payment(self.tx, lot["funding_payment_id"])
+        assert lot.funding_payment_id is not None  # every lot has a funding payment
+        payment = st.get_payment(self.tx, lot.funding_payment_id)
         assert payment is not None
         return self._source(payment, lot)
 
-    def _source(self, payment: Payment, lot: dict[str, Any] | None) -> Source:
+    def _source(self, payment: Payment, lot: BalanceLot | None) -> Source:
         q = facts.quote(self.rt, self.tx, payment, lot)
         return Source(
             payment_id=payment.id,
@@ -217,7 +210,7 @@ class Candidates:
             captured_at=payment.captured_at,
             available=q.max_amount,
             invoice_id=payment.invoice_id,
-            lot_id=lot["id"] if lot is not None else None,
+            lot_id=lot.id if lot is not None else None,
             card=payment.card,
             limits=q.limits,
         )
@@ -227,14 +220,7 @@ class Candidates:
         if self.scope is not None:
             yield from (self._payment_source(p) for p in self._invoice_payments("largest"))
             return
-        for pid, invoice_id, gateway, captured, refundable in self._top_listed():
-            yield Source(
-                payment_id=pid,
-                gateway=gateway,
-                captured_at=from_db_time(captured),
-                available=Money(refundable, self.cur),
-                invoice_id=invoice_id,
-            )
+        yield from self._top_listed()
 
     def listed_totals(self, strategy: str) -> Callable[[], tuple[int, Money]] | None:
         """Count and sum of every payment's refundable balance, for a single_source refusal
@@ -242,11 +228,7 @@ class Candidates:
         if strategy != "single_source" or self.scope is not None:
             return None
 
-        def totals() -> tuple[int, Money]:
-            row = self.tx.run("plan_refundable_totals", cid=self.cid, cur=self.cur).fetchone()
-            return int(row[0]), Money(int(row[1]), self.cur)
-
-        return totals
+        return lambda: st.refundable_totals(self.tx, self.cid, self.cur)
 
     def basis(self, legs: Sequence[Leg]) -> dict[str, int]:
         out: dict[str, int] = {}

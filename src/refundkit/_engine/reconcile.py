@@ -172,10 +172,10 @@ def _no_room(tx: st.Tx, payment: Payment, amount: Money) -> str | None:
         )
     if payment.destination is Destination.CUSTOMER_BALANCE:
         lot = st.lot_for_payment(tx, payment.id)
-        if lot is not None and lot["remaining"] < amount.amount:
+        if lot is not None and lot.remaining.amount < amount.amount:
             return (
                 f"an outside refund of {amount}, but only "
-                f"{Money(lot['remaining'], amount.currency)} of the top-up is still in the "
+                f"{lot.remaining} of the top-up is still in the "
                 "customer balance; a person must decide"
             )
     return None
@@ -188,12 +188,12 @@ def _write_import(tx: st.Tx, refund: Refund, payment: Payment, now: datetime) ->
     if payment.destination is Destination.CUSTOMER_BALANCE:
         lot = st.lot_for_payment(tx, payment.id)
         if lot is not None:
-            refund = attrs.evolve(refund, lot_id=lot["id"])
+            refund = attrs.evolve(refund, lot_id=lot.id)
     st.insert_refund(tx, refund, f"external:{refund.gateway_refund_id}", void=False)
     st.update_refund(tx, refund.id, {"gateway_refund_id": refund.gateway_refund_id})
     st.add_held(tx, payment.id, amt)
     if lot is not None:
-        st.move_lot(tx, lot["id"], -amt, kind="refund", now=now, refund_id=refund.id)
+        st.move_lot(tx, lot.id, -amt, kind="refund", now=now, refund_id=refund.id)
     if refund.status is S.SUCCEEDED:
         refunded = st.add_refunded(tx, payment.id, amt)
         payment = attrs.evolve(payment, refunded=Money(refunded, refund.amount.currency))

@@ -197,8 +197,8 @@ def listed(
 def request_for(rt: Runtime, refund: Refund, payment: Payment) -> GatewayRefundRequest:
     """The gateway request of a refund already recorded (a void keeps being a void)."""
     with rt.store.read() as tx:
-        row = st.get_refund_row(tx, refund.id)
-    return refund_request(refund, payment, bool(row and row["void"]))
+        void = st.refund_is_void(tx, refund.id)
+    return refund_request(refund, payment, void)
 
 
 def schedule_retry(rt: Runtime, refund: Refund, payment: Payment, why: str) -> Refund:

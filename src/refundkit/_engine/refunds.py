@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from .. import _store as st
+from .._balances import BalanceLot
 from .._errors import (
     GatewayDeclined,
     GatewayError,
@@ -182,16 +182,16 @@ def _reserve_in(
     return Reservation(refund, payment, void, ask.keep_key)
 
 
-def _hold(tx: st.Tx, refund: Refund, payment: Payment, lot: dict[str, Any] | None) -> None:
+def _hold(tx: st.Tx, refund: Refund, payment: Payment, lot: BalanceLot | None) -> None:
     """Hold the refund's amount on its payment (and take it out of its lot) at once."""
     amt = refund.amount.amount
-    if lot is not None and lot["kind"] == "credit":
+    if lot is not None and lot.kind == "credit":
         # Credit goes back to the card: credited becomes held, the lot shrinks.
         st.add_credited(tx, payment.id, -amt, held_delta=amt)
     else:
         st.add_held(tx, payment.id, amt)
     if lot is not None:
-        st.move_lot(tx, lot["id"], -amt, kind="refund", now=refund.created_at, refund_id=refund.id)
+        st.move_lot(tx, lot.id, -amt, kind="refund", now=refund.created_at, refund_id=refund.id)
 
 
 def replay(rt: Runtime, refund: Refund, stored_fingerprint: str, fingerprint: str) -> Refund:
@@ -276,7 +276,7 @@ def new_refund(
     actor: str | None,
     key: str | None,
     now: datetime,
-    lot: dict[str, Any] | None = None,
+    lot: BalanceLot | None = None,
 ) -> Refund:
     """A refund of ``payment`` as reserved, before it is written."""
     refund_id = new_id("rf_")
@@ -294,5 +294,5 @@ def new_refund(
         gateway_refund_id=None,
         created_at=now,
         updated_at=now,
-        lot_id=lot["id"] if lot is not None else None,
+        lot_id=lot.id if lot is not None else None,
     )

@@ -135,12 +135,12 @@ def _book(tx: st.Tx, refund: Refund, payment: Payment, to: RefundStatus, now: da
     # The money is back: release what the refund held, to the lot it came from.
     reversed_ = to is S.REVERSED
     lot = st.get_lot(tx, refund.lot_id) if refund.lot_id else None
-    credit = lot is not None and lot["kind"] == "credit"
+    credit = lot is not None and lot.kind == "credit"
     refunded = st.add_refunded(tx, payment.id, -amt if reversed_ else 0, 0 if credit else -amt)
     if credit:
         st.add_credited(tx, payment.id, amt, held_delta=-amt)
     if lot is not None:
-        st.move_lot(tx, lot["id"], amt, kind=f"refund_{to.value}", now=now, refund_id=refund.id)
+        st.move_lot(tx, lot.id, amt, kind=f"refund_{to.value}", now=now, refund_id=refund.id)
     if reversed_:
         st.insert_journal(tx, reversal_journal(refund, payment, now, from_balance))
     return attrs.evolve(payment, refunded=Money(refunded, cur))

@@ -1,12 +1,14 @@
 """Balance lots: what a top-up or a credit put in a customer's balance, what is left of it,
-and every movement in or out (docs/balances.md). A lot comes back as a dict by column name."""
+and every movement in or out (docs/balances.md). A lot comes back as a ``BalanceLot``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
+from .._balances import BalanceLot
 from .._model import Payment
+from .._money import Money
 from .._schema import from_db_time, to_db_time
 from ._rows import dicts
 from ._tx import insert_sql
@@ -41,17 +43,34 @@ SQL: dict[str, str] = {
 }
 
 
-def lot_for_payment(tx: Tx, payment_id: str) -> dict[str, Any] | None:
+def lot_from_row(r: dict[str, Any]) -> BalanceLot:
+    cur = r["currency"]
+    created = r["created_at"]
+    return BalanceLot(
+        id=r["id"],
+        kind=r["kind"],
+        amount=Money(r["amount"], cur),
+        remaining=Money(r["remaining"], cur),
+        funding_payment_id=r["funding_payment_id"],
+        created_at=from_db_time(created) if isinstance(created, str) else created,
+    )
+
+
+def _maybe_lot(row: dict[str, Any] | None) -> BalanceLot | None:
+    return lot_from_row(row) if row is not None else None
+
+
+def lot_for_payment(tx: Tx, payment_id: str) -> BalanceLot | None:
     """The top-up lot a customer-balance payment created."""
-    return tx.first("lot_for_payment", pid=payment_id)
+    return _maybe_lot(tx.first("lot_for_payment", pid=payment_id))
 
 
-def get_lot(tx: Tx, lot_id: str) -> dict[str, Any] | None:
-    return tx.first("get_lot", id=lot_id)
+def get_lot(tx: Tx, lot_id: str) -> BalanceLot | None:
+    return _maybe_lot(tx.first("get_lot", id=lot_id))
 
 
-def credit_lots_of_payment(tx: Tx, payment_id: str) -> list[dict[str, Any]]:
-    return dicts(tx.run("credit_lots_of_payment", pid=payment_id))
+def credit_lots_of_payment(tx: Tx, payment_id: str) -> list[BalanceLot]:
+    return [lot_from_row(r) for r in dicts(tx.run("credit_lots_of_payment", pid=payment_id))]
 
 
 def lot_spent_on(tx: Tx, lot_id: str) -> list[str]:
@@ -111,8 +130,6 @@ def move_lot(tx: Tx, lot_id: str, delta: int, **why: Unpack[Movement]) -> None:
     record_movement(tx, lot_id, delta, **why)
 
 
-def customer_lots(tx: Tx, customer_id: str) -> list[dict[str, Any]]:
-    rows = dicts(tx.run("customer_lots", cid=customer_id))
-    for row in rows:
-        row["created_at"] = from_db_time(row["created_at"])
-    return rows
+def customer_lots(tx: Tx, customer_id: str) -> list[BalanceLot]:
+    """The customer's lots, oldest first."""
+    return [lot_from_row(r) for r in dicts(tx.run("customer_lots", cid=customer_id))]

@@ -1,8 +1,19 @@
 """The planner's read model: candidate payments and lots in each strategy's order, and the
-refundable balances a refusal lists. Statements only: ``RefundKit.plan_refund`` streams them by
-name (``stream(tx, "plan_newest", ...)``, ``tx.run("plan_refundable", ...)``)."""
+refundable balances a refusal lists (``_engine.planning`` reads them through the functions
+below; the ids stream, so a planner that stops early reads little)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .._money import Money
+from .._planner import Source
+from .._schema import from_db_time
+from ._tx import stream
+
+if TYPE_CHECKING:
+    from ._tx import Tx
 
 # A payment's refundable balance for listings: its own, bounded by what is left of a top-up's
 # lot, and zero when disputed (the built-in rules that apply to every payment).
@@ -61,3 +72,37 @@ SQL: dict[str, str] = {
         " AND remaining >= :total ORDER BY seq DESC"
     ),
 }
+
+
+def candidate_ids(
+    tx: Tx, order: str, customer_id: str, total: Money, *, lots: bool = False
+) -> Iterator[str]:
+    """The customer's payment ids (or balance lot ids) in ``order``: ``newest``, ``oldest``,
+    ``largest``, or ``cover`` (those that alone hold ``total``)."""
+    values: dict[str, object] = {"cid": customer_id, "cur": total.currency}
+    if order == "cover":
+        values["total"] = total.amount
+    name = f"plan_lots_{order}" if lots else f"plan_{order}"
+    for (found,) in stream(tx, name, **values):
+        yield found
+
+
+def largest_refundable(tx: Tx, customer_id: str, currency: str, top: int) -> list[Source]:
+    """The ``top`` largest refundable balances of the customer's payments, largest first."""
+    rows = tx.run("plan_refundable", cid=customer_id, cur=currency, top=top).fetchall()
+    return [
+        Source(
+            payment_id=pid,
+            gateway=gateway,
+            captured_at=from_db_time(captured),
+            available=Money(refundable, currency),
+            invoice_id=invoice_id,
+        )
+        for pid, invoice_id, gateway, captured, refundable in rows
+    ]
+
+
+def refundable_totals(tx: Tx, customer_id: str, currency: str) -> tuple[int, Money]:
+    """How many of the customer's payments have a refundable balance, and its sum."""
+    row = tx.run("plan_refundable_totals", cid=customer_id, cur=currency).fetchone()
+    return int(row[0]), Money(int(row[1]), currency)

@@ -118,8 +118,10 @@ def insert_refund(tx: Tx, refund: Refund, fingerprint: str, *, void: bool) -> No
     )
 
 
-def get_refund_row(tx: Tx, refund_id: str) -> dict[str, Any] | None:
-    return tx.first("get_refund", id=refund_id)
+def refund_is_void(tx: Tx, refund_id: str) -> bool:
+    """Was the refund sent as a void (an unsettled payment's full reversal)?"""
+    row = tx.first("get_refund", id=refund_id)
+    return bool(row and row["void"])
 
 
 def get_refund(tx: Tx, refund_id: str) -> Refund | None:
