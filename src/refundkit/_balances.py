@@ -36,6 +36,8 @@ class BalanceLot:
 
 @attrs.frozen
 class CustomerBalance:
+    """A customer's balance per currency, lot by lot with the payments that funded it."""
+
     customer_id: str
     totals: dict[str, Money]
     lots: tuple[BalanceLot, ...]

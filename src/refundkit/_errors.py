@@ -107,6 +107,8 @@ class CurrencyMismatch(InvalidMoney):
 
 
 class InvalidIdempotencyKey(InvalidInput):
+    """An idempotency key is 1-255 printable ASCII characters without spaces."""
+
     code = "invalid_idempotency_key"
 
 
@@ -120,14 +122,20 @@ class CardDataRefused(InvalidInput):
 
 
 class NotFound(RefundkitError, LookupError):
+    """No such record (also a ``LookupError``)."""
+
     code = "not_found"
 
 
 class PaymentNotFound(NotFound):
+    """No payment with that id is recorded."""
+
     code = "payment_not_found"
 
 
 class RefundNotFound(NotFound):
+    """No refund with that id is recorded."""
+
     code = "refund_not_found"
 
 
@@ -250,10 +258,14 @@ class GatewayDeclined(GatewayError):
 
 
 class GatewayAuthenticationError(GatewayError):
+    """The gateway refused our credentials: nothing was refunded."""
+
     code = "gateway_authentication"
 
 
 class GatewayPaymentNotFound(GatewayError):
+    """The gateway does not know the payment: nothing was refunded."""
+
     code = "gateway_payment_not_found"
 
 
@@ -315,10 +327,14 @@ class WebhookSignatureMismatch(WebhookVerificationError):
 
 
 class ConfigurationError(RefundkitError):
+    """The configuration cannot work: a store, a gateway, a secret or a plugin."""
+
     code = "configuration_error"
 
 
 class StoreNotFound(ConfigurationError):
+    """The store does not exist and was not to be created (``create=False``)."""
+
     code = "store_not_found"
 
 
@@ -332,6 +348,8 @@ class StoreUnavailable(RefundkitError):
 
 
 class UnknownGateway(ConfigurationError):
+    """No installed plugin provides a gateway of that name."""
+
     code = "unknown_gateway"
 
 
@@ -342,5 +360,7 @@ class InvalidWebhookSecret(ConfigurationError):
 
 
 class PluginError(ConfigurationError):
+    """A plugin is broken or two plugins disagree (a bug to fix, not a user error)."""
+
     code = "plugin_error"
     user_error = False

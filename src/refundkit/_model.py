@@ -63,6 +63,9 @@ class Destination(enum.StrEnum):
 
 
 class RefundStatus(enum.StrEnum):
+    """Where a refund stands: in flight (reserved, submitted, pending, unknown), with a
+    person (manual_review), or final (succeeded, failed, reversed)."""
+
     RESERVED = "reserved"
     SUBMITTED = "submitted"
     SUCCEEDED = "succeeded"
@@ -154,6 +157,8 @@ class Card:
 
 @attrs.frozen
 class Payment:
+    """A captured payment and its balances: held, refunded and credited (integer minor units)."""
+
     id: str
     customer_id: str
     amount: Money
@@ -207,6 +212,8 @@ EXTERNAL_KEY_PREFIX: Final = "external-"
 
 @attrs.frozen
 class Refund:
+    """A refund of a payment, its status, keys and the outcome the gateway reported."""
+
     id: str
     payment_id: str
     amount: Money
@@ -304,6 +311,9 @@ JournalSide = Literal["debit", "credit"]
 
 @attrs.frozen
 class JournalLine:
+    """One line of a balanced journal entry: a debit or a credit of an account
+    (docs/accounting.md)."""
+
     journal_id: str
     refund_id: str
     kind: str  # "refund" or "reversal"
@@ -327,6 +337,9 @@ class JournalLine:
 
 @attrs.frozen
 class Event:
+    """An outbox event as stored: its sequence number, id, type and JSON payload
+    (docs/events.md)."""
+
     seq: int
     id: str
     type: str

@@ -600,6 +600,8 @@ class LegResult:
 
 @attrs.frozen
 class PlanResult:
+    """What executing a plan did, leg by leg."""
+
     plan_id: str
     legs: tuple[LegResult, ...]
 

@@ -12,6 +12,8 @@ from ._gateway import ADYEN_CAPABILITIES, ADYEN_EXPONENTS, AdyenGateway
 from ._scrub import scrub
 from ._webhooks import sign_notification_item
 
+__version__ = "0.1.0"
+
 __all__ = [
     "ADYEN_CAPABILITIES",
     "ADYEN_EXPONENTS",

@@ -16,6 +16,8 @@ from ._scrub import scrub
 if TYPE_CHECKING:
     from refundkit import GatewayRegistry
 
+__version__ = "0.1.0"
+
 __all__ = ["BraintreeGateway", "refundkit_register_gateways", "scrub"]
 
 

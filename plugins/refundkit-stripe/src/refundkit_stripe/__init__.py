@@ -15,6 +15,8 @@ from ._gateway import METADATA_KEY, StripeGateway, refund_status
 if TYPE_CHECKING:
     from refundkit import GatewayRegistry
 
+__version__ = "0.1.0"
+
 __all__ = ["METADATA_KEY", "StripeGateway", "refund_status"]
 
 
