@@ -10,13 +10,21 @@ from typing import TYPE_CHECKING
 
 from refundkit import hookimpl
 
-from ._gateway import BraintreeGateway
+from ._errors import server_error_body
+from ._gateway import STATUS_TABLE, BraintreeGateway, StatusOutcome
 from ._scrub import scrub
 
 if TYPE_CHECKING:
     from refundkit import GatewayRegistry
 
-__all__ = ["BraintreeGateway", "refundkit_register_gateways", "scrub"]
+__all__ = [
+    "STATUS_TABLE",
+    "BraintreeGateway",
+    "StatusOutcome",
+    "refundkit_register_gateways",
+    "scrub",
+    "server_error_body",
+]
 
 
 @hookimpl
