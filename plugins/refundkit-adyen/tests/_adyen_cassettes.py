@@ -19,15 +19,17 @@ from typing import Any, Final
 import attrs
 import vcr
 import yaml  # type: ignore[import-untyped]  # no stubs installed
-from refundkit_adyen import scrub
+from refundkit_adyen import scrub, server_error_body
 
 ROOT: Final = Path(__file__).resolve().parents[3]
 CASSETTES: Final = ROOT / "cassettes" / "adyen"
 #: Where the cassettes are built from (outside the repository; only ``build()`` reads it).
-FIXTURES: Final = ROOT.parent.parent / "shared" / "fixtures" / "adyen"
+FIXTURES: Final = ROOT.parent / "shared" / "fixtures" / "adyen"
 #: Copies of the few fixture files the tests read (the card samples), unchanged.
 SOURCES: Final = CASSETTES / "sources"
 CHECKOUT_SPEC: Final = CASSETTES / "openapi" / "checkout-v72-refunds.json"
+#: Every eventCode of Adyen's Webhooks API (``Webhooks-v1.json``), for the status-table walk.
+EVENT_CODES_SPEC: Final = CASSETTES / "openapi" / "webhooks-v1-event-codes.json"
 
 #: Test configuration: a placeholder API key, and a test HMAC key (hex) to sign webhooks.
 MERCHANT: Final = "RefundkitTestECOM"
@@ -76,9 +78,16 @@ class Recorded:
     key: str
     exchanges: tuple[Exchange, ...]
     reason: str | None = "requested_by_customer"
+    #: False when Adyen's test platform cannot give this answer on demand (a 429, a 5xx, a
+    #: key still in progress): re-recording leaves the built cassette alone.
+    reproducible: bool = True
 
 
 _RECEIVED: Final = Exchange(201)
+_SPEC_5XX: Final = (
+    "openapi/CheckoutService-v72.json: POST /payments/{paymentPspReference}/refunds,"
+    " response 500 (ServiceError, example generic-500)"
+)
 _SPREE_201: Final = "spreeadyen__checkout_v71_refund_201_received__rubyvcr.yml"
 _SPREE_PARTIAL: Final = (
     "spreeadyen__checkout_v71_partial_refunds_201_and_401_unauthorized__rubyvcr.yml"
@@ -142,17 +151,20 @@ CASES: Final[Mapping[str, Recorded]] = {
             "refund_704_in_progress",
             "spreeadyen__checkout_v71_refund_422_errorCode137_invalid_amount__rubyvcr.yml",
             Exchange(422, "704", "request already processed or in progress", "validation"),
+            reproducible=False,
         ),
         _rec(
             "refund_429_then_received",
             _SPREE_201,
             Exchange(429, "00_500", "too many requests", "internal"),
             _RECEIVED,
+            reproducible=False,
         ),
         _rec(
             "refund_500_too_many_requests",
-            _SPREE_201,
+            _SPEC_5XX,
             Exchange(500, "00_500", "too many requests", "internal"),
+            reproducible=False,
         ),
         # currencies where Adyen's exponent differs from ISO 4217
         _rec(
@@ -169,6 +181,36 @@ CASES: Final[Mapping[str, Recorded]] = {
         _rec("kit_refund_received", _SPREE_201, refund_amount=2000, reason=None),
         _rec(
             "kit_recover_resend", _SPREE_201, _RECEIVED, _RECEIVED, refund_amount=2000, reason=None
+        ),
+        # 5xx with the codes of definite refusals: still unknown and held (issue 15)
+        *(
+            _rec(
+                f"kit_{status}_errorcode_{code}",
+                f"{_SPEC_5XX}, status {status}; errorCode and message of {example}",
+                Exchange(status, code, message, error_type),
+                refund_amount=2000,
+                reason=None,
+                reproducible=False,
+            )
+            for status, code, message, error_type, example in (
+                (500, "000", None, "internal", "generic-401 (HTTP-layer errors)"),
+                (502, "010", "Not allowed", "security", "Adyen's error-code list (010)"),
+                (503, "901", "Invalid Merchant Account", "security", "generic-403"),
+                (
+                    500,
+                    "137",
+                    "Field 'amount' is not valid.",
+                    "validation",
+                    "spreeadyen__checkout_v71_refund_422_errorCode137_invalid_amount__rubyvcr.yml",
+                ),
+                (
+                    500,
+                    "167",
+                    "Original pspReference required for this operation",
+                    "validation",
+                    "spreeadyen__checkout_v71_refund_422_errorCode167_unknown_psp_reference__rubyvcr.yml",
+                ),
+            )
         ),
     )
 }
@@ -207,6 +249,17 @@ def response_body(case: Recorded, exchange: Exchange) -> dict[str, Any]:
             "amount": {"currency": case.currency, "value": adyen_value(case, case.refund_amount)},
             **({"merchantRefundReason": "CUSTOMER REQUEST"} if case.reason else {}),
         }
+    if exchange.status >= 500:
+        reply: dict[str, Any] = json.loads(
+            server_error_body(
+                exchange.status,
+                exchange.error_code,
+                exchange.message,
+                exchange.error_type or "internal",
+                case.refund_psp,
+            )
+        )
+        return reply
     return {
         "status": exchange.status,
         "errorCode": exchange.error_code,
@@ -223,6 +276,8 @@ _STATUS_TEXT: Final = {
     422: "Unprocessable Content",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
 }
 
 
@@ -298,11 +353,20 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def use(case: Recorded, *, kit: bool = False) -> Any:
+    """``with use(case):`` replays the case's cassette; while re-recording (``ADYEN_RECORD=1``)
+    it records it, unless the test platform cannot reproduce it (``case.reproducible`` is
+    False: a 429, a 5xx, a key still in progress), which is left alone and replayed."""
+    mode = "all" if RECORDING and case.reproducible else "none"
+    return adyen_vcr(kit=kit).use_cassette(str(path(case)), record_mode=mode)
+
+
 def adyen_vcr(*, kit: bool = False) -> vcr.VCR:
     """vcrpy as the Adyen tests use it: replay only, every request matched with its body
-    (``kit``: the kit picks the refund id, so only the rest of the body must match)."""
+    (``kit``: the kit picks the refund id, so only the rest of the body must match).
+    Use ``use(case)`` to open a case's cassette (it knows which may be re-recorded)."""
     v = vcr.VCR(
-        record_mode="all" if RECORDING else "none",
+        record_mode="none",
         decode_compressed_response=True,
         # R-5.6: secrets and card data never reach a recording.
         filter_headers=[("x-api-key", "REDACTED"), ("authorization", "REDACTED")],
@@ -339,12 +403,42 @@ def _spec_subset() -> dict[str, Any]:
 
 
 def _header(case: Recorded) -> str:
+    kept = (
+        ""
+        if case.reproducible
+        else ("# Not reproducible on Adyen's test platform: re-recording leaves this file alone.\n")
+    )
     return (
         "# BUILT, not recorded (no machine here reaches Adyen); see cassettes/adyen/README.md.\n"
-        f"# Shape from ../shared/fixtures/adyen/{case.source}\n"
+        f"# Source: ../shared/fixtures/adyen/{case.source}\n"
         "# Changed: API v71 -> v72 URL, our merchant account, pspReferences, reference,\n"
-        "# Idempotency-Key and amounts; replies per Adyen's Checkout v72 OpenAPI schema.\n"
+        "# Idempotency-Key and amounts; replies per Adyen's Checkout v72 OpenAPI schema.\n" + kept
     )
+
+
+def _event_codes() -> dict[str, Any]:
+    """The eventCode enums of every schema of Webhooks-v1.json, and its webhook names."""
+    spec = json.loads((FIXTURES / "openapi" / "Webhooks-v1.json").read_text())
+    codes: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            event = node.get("eventCode")
+            if isinstance(event, dict) and isinstance(event.get("enum"), list):
+                codes.update(event["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec["components"]["schemas"])
+    return {
+        "source": "Webhooks-v1.json (Adyen's OpenAPI): the union of every eventCode enum in"
+        " components.schemas, and the names of its webhooks",
+        "eventCodes": sorted(codes),
+        "webhooks": sorted(name.strip("/") for name in spec["webhooks"]),
+    }
 
 
 def build() -> None:
@@ -355,6 +449,7 @@ def build() -> None:
         target.write_text(_header(case) + yaml.safe_dump(doc, sort_keys=False, width=100))
     CHECKOUT_SPEC.parent.mkdir(parents=True, exist_ok=True)
     CHECKOUT_SPEC.write_text(json.dumps(_spec_subset(), indent=1, sort_keys=True) + "\n")
+    EVENT_CODES_SPEC.write_text(json.dumps(_event_codes(), indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from _adyen_cassettes import CASES, Recorded, adyen_value, adyen_vcr, gateway_config, path
+from _adyen_cassettes import CASES, Recorded, adyen_value, gateway_config, use
 from _adyen_webhooks import encode, headers, notification, sign
 from refundkit_adyen import AdyenGateway
 
@@ -37,7 +37,7 @@ class AdyenHarness(ConformanceHarness):
             raise ScenarioNotSupported("Adyen's Checkout API cannot fetch a payment")
         case = CASES[f"conformance/{name}"]
         # record_mode "none": a request the cassette does not hold fails loudly.
-        with adyen_vcr().use_cassette(str(path(case))):
+        with use(case):
             yield _scenario(name, case)
 
 

@@ -8,7 +8,7 @@ import inspect
 import Adyen.exceptions
 import pytest
 import requests
-from _adyen_cassettes import CASES, Recorded, adyen_vcr, gateway_config, path
+from _adyen_cassettes import CASES, Recorded, gateway_config, use
 from refundkit_adyen import AdyenGateway
 from refundkit_adyen._errors import SDK_ERRORS, translate
 
@@ -24,6 +24,7 @@ from refundkit import (
     Money,
     RefundkitError,
 )
+from refundkit._gateway import DEFINITE_REFUSALS  # tests may reach in; plugins may not
 
 
 def _request(case: Recorded) -> GatewayRefundRequest:
@@ -46,12 +47,18 @@ def _request(case: Recorded) -> GatewayRefundRequest:
         ("refund_403_invalid_merchant", GatewayAuthenticationError, "901"),
         # The same key while the first request is in progress: that one may still succeed.
         ("refund_704_in_progress", GatewayTimeout, "704"),
-        ("refund_500_too_many_requests", GatewayRateLimited, "00_500"),
+        # R-2.4: a 5xx may have been applied, whatever its errorCode says: held.
+        ("refund_500_too_many_requests", GatewayTimeout, "00_500"),
+        ("kit_500_errorcode_000", GatewayTimeout, "000"),
+        ("kit_502_errorcode_010", GatewayTimeout, "010"),
+        ("kit_503_errorcode_901", GatewayTimeout, "901"),
+        ("kit_500_errorcode_137", GatewayTimeout, "137"),
+        ("kit_500_errorcode_167", GatewayTimeout, "167"),
     ],
 )
 def test_recorded_errors_map(name: str, error: type[GatewayError], code: str) -> None:
     case = CASES[name]
-    with adyen_vcr().use_cassette(str(path(case))) as cassette:
+    with use(case) as cassette:
         with pytest.raises(error) as info:
             AdyenGateway(gateway_config()).refund(_request(case))
         assert cassette.all_played
@@ -64,7 +71,7 @@ def test_429_then_received() -> None:
     """A 429 is a definite refusal (rate limited); the retry with the same key is received."""
     case = CASES["refund_429_then_received"]
     gateway = AdyenGateway(gateway_config())
-    with adyen_vcr().use_cassette(str(path(case))) as cassette:
+    with use(case) as cassette:
         with pytest.raises(GatewayRateLimited):
             gateway.refund(_request(case))
         result = gateway.refund(_request(case))
@@ -96,11 +103,16 @@ def test_every_sdk_exception_class_is_mapped() -> None:
         (422, "704", {}, GatewayTimeout),
         (409, None, {}, GatewayTimeout),
         (429, None, {}, GatewayRateLimited),
-        (503, "703", {}, GatewayUnavailable),
-        (503, None, {"transient-error": "true"}, GatewayUnavailable),
-        (503, None, {}, GatewayError),  # may have been applied: unknown, held
-        (500, None, {}, GatewayError),
+        (429, "000", {}, GatewayRateLimited),
+        (401, "000", {}, GatewayAuthenticationError),
+        (403, "010", {}, GatewayAuthenticationError),
+        (422, "167", {}, GatewayPaymentNotFound),
         (422, "100", {}, GatewayDeclined),
+        (400, "000", {}, GatewayDeclined),
+        # A status the plugin cannot classify: held (R-2.4).
+        (404, None, {}, GatewayError),
+        (405, "000", {}, GatewayError),
+        (302, None, {}, GatewayError),
     ],
 )
 def test_status_and_code_map(
@@ -132,3 +144,26 @@ def test_missing_credentials_refuse_before_sending() -> None:
     case = CASES["conformance/full_refund"]
     with pytest.raises(GatewayAuthenticationError, match="api_key"):
         AdyenGateway({"merchant_account": "M"}).refund(_request(case))
+
+
+@pytest.mark.parametrize("status", [500, 501, 502, 503, 504, 599])
+@pytest.mark.parametrize("code", ["000", "010", "901", "137", "167", "703", "704", "00_500", None])
+@pytest.mark.parametrize("transient", [False, True])
+def test_a_5xx_is_held_whatever_its_error_code(
+    status: int, code: str | None, transient: bool
+) -> None:
+    """R-2.4: only an answer that proves Adyen did not act releases the reservation. A 5xx
+    may have been applied, so whatever errorCode (or transient-error header) it carries, the
+    refund stays unknown and held (GatewayTimeout: recovery re-sends it with its key)."""
+    headers = {"transient-error": "true"} if transient else {}
+    for cls in (
+        Adyen.exceptions.AdyenAPIResponseError,
+        Adyen.exceptions.AdyenAPICommunicationError,
+        Adyen.exceptions.AdyenAPIAuthenticationError,  # the class never decides over the status
+        Adyen.exceptions.AdyenAPIUnprocessableEntity,
+    ):
+        exc = cls({"message": "x"}, "", "", "", "", headers, status, code)
+        error = translate(exc)
+        assert type(error) is GatewayTimeout, (cls.__name__, status, code, error)
+        assert not isinstance(error, DEFINITE_REFUSALS)
+        assert error.gateway_code == code

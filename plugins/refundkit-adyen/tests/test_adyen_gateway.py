@@ -8,7 +8,7 @@ from typing import Any
 import Adyen.httpclient
 import pytest
 import requests
-from _adyen_cassettes import CASES, adyen_vcr, gateway_config, path
+from _adyen_cassettes import CASES, gateway_config, use
 from refundkit_adyen import ADYEN_EXPONENTS, AdyenGateway
 
 from refundkit import (
@@ -170,7 +170,7 @@ def test_refunds_in_adyen_exponents_on_cassettes(name: str) -> None:
         idempotency_key=case.key,
         reason=case.reason,
     )
-    with adyen_vcr().use_cassette(str(path(case))) as cassette:
+    with use(case) as cassette:
         result = AdyenGateway(gateway_config()).refund(request)
         assert cassette.all_played
     assert result.status == "pending"

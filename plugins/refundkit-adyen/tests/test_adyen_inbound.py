@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import refundkit_adyen
-from _adyen_cassettes import CASES, adyen_value, adyen_vcr, gateway_config, path
+from _adyen_cassettes import CASES, adyen_value, gateway_config, use
 from _adyen_webhooks import signed_refund_delivery
 
 from refundkit import Money, RefundKit, RefundStatus
@@ -80,7 +80,7 @@ def case(kit: RefundKit) -> InboundCase:
         gateway="adyen",
         gateway_payment_id=CASE.payment_psp,
     )
-    with adyen_vcr(kit=True).use_cassette(str(path(CASE))) as cassette:
+    with use(CASE, kit=True) as cassette:
         refund = kit.refund("pay_1", Money(CASE.refund_amount, CASE.currency))
         assert cassette.all_played
     assert (refund.status, refund.gateway_refund_id) == (RefundStatus.PENDING, CASE.refund_psp)

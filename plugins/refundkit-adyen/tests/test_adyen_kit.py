@@ -12,11 +12,12 @@ from typing import Any, ClassVar
 import attrs
 import pytest
 import refundkit_adyen
-from _adyen_cassettes import CASES, SOURCES, adyen_value, adyen_vcr, gateway_config, path
+from _adyen_cassettes import CASES, SOURCES, adyen_value, gateway_config, use
 from _adyen_webhooks import signed_refund_delivery
 from refundkit_adyen import AdyenGateway, card_from_payment_response
 
 from refundkit import (
+    GatewayError,
     GatewayRefundRequest,
     GatewayRefundResult,
     GatewayTimeout,
@@ -103,7 +104,7 @@ def _record(kit: RefundKit, name: str) -> str:
 
 def _refund(kit: RefundKit, name: str, **kw: Any) -> Refund:
     case = CASES[name]
-    with adyen_vcr(kit=True).use_cassette(str(path(case))) as cassette:
+    with use(case, kit=True) as cassette:
         refund = kit.refund("pay_1", Money(case.refund_amount, case.currency), **kw)
         assert cassette.all_played
     return refund
@@ -237,7 +238,7 @@ def test_recover_resends_with_the_same_key_inside_the_window(tmp_path: Path, clo
     """R-1.4: Adyen has no lookup; inside its 7-day key window recovery re-sends the unknown
     refund with its original key, Adyen deduplicates it, and the webhook settles it."""
     case = CASES["kit_recover_resend"]
-    with adyen_vcr(kit=True).use_cassette(str(path(case))) as cassette:
+    with use(case, kit=True) as cassette:
         kit, refund = _unknown(tmp_path, clock)
         clock.now += timedelta(days=6)
         report = kit.recover()
@@ -256,7 +257,7 @@ def test_recover_never_resends_after_the_window(tmp_path: Path, clock: Clock) ->
     """R-1.6: past the idempotency window a resend could refund twice; recovery sends nothing
     and the refund goes to manual_review after its retry schedule, still held."""
     case = CASES["kit_recover_resend"]
-    with adyen_vcr(kit=True).use_cassette(str(path(case))) as cassette:
+    with use(case, kit=True) as cassette:
         kit, refund = _unknown(tmp_path, clock)
         clock.now += timedelta(hours=AdyenGateway.capabilities.idempotency_window_hours or 0)
         for _ in range(len(kit.retry_schedule)):
@@ -280,3 +281,46 @@ def test_card_is_stored_masked_from_the_payment_response(kit: RefundKit) -> None
         "exp_year": 2018,
         "first6": "411111",
     }
+
+
+def _refund_or_refusal(kit: RefundKit, amount: Money) -> Refund | None:
+    """The refund a kit made, also when a refusal was raised with it."""
+    try:
+        return kit.refund("pay_1", amount)
+    except GatewayError as exc:
+        return exc.refund
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kit_500_errorcode_000",
+        "kit_502_errorcode_010",
+        "kit_503_errorcode_901",
+        "kit_500_errorcode_137",
+        "kit_500_errorcode_167",
+    ],
+)
+def test_a_5xx_leaves_the_refund_unknown_and_held_whatever_its_code(
+    kit: RefundKit, name: str
+) -> None:
+    """R-2.4 (issue 15): a 5xx answer may hide an applied refund, whatever errorCode its body
+    carries (000 is Adyen's code for any HTTP-layer error; 010 and 901 are security codes;
+    137 and 167 validation codes). The refund stays unknown, its amount held, nothing is
+    booked; the REFUND success that follows books it once, and no second refund fits."""
+    _record(kit, name)
+    case = CASES[name]
+    with use(case, kit=True) as cassette:
+        refund = _refund_or_refusal(kit, Money(case.refund_amount, case.currency))
+        assert cassette.all_played
+    assert refund is not None
+    assert refund.status is RefundStatus.UNKNOWN
+    assert kit.quote("pay_1").max_amount == Money(3000, "EUR")  # 2000 of 5000 held
+    assert kit.journal(refund.id) == []
+    assert "charge.refunded" not in _types(kit)
+    assert "refund.failed" not in _types(kit)
+    (settled,) = _deliver(kit, attrs.evolve(refund, gateway_refund_id=case.refund_psp), "success")
+    assert settled.status is RefundStatus.SUCCEEDED
+    assert len(kit.journal(refund.id)) == 2
+    assert _types(kit).count("charge.refunded") == 1
+    assert kit.quote("pay_1").max_amount == Money(3000, "EUR")

@@ -39,7 +39,6 @@ from refundkit import (
     GatewayRateLimited,
     GatewayRefundRequest,
     GatewayTimeout,
-    GatewayUnavailable,
     InvalidMoney,
     Money,
     PaymentExists,
@@ -119,7 +118,7 @@ def test_a_class_the_table_lacks_is_reported() -> None:
         ("AuthorizationError", GatewayAuthenticationError),
         ("NotFoundError", GatewayPaymentNotFound),
         ("TooManyRequestsError", GatewayRateLimited),
-        ("ServiceUnavailableError", GatewayUnavailable),
+        ("ServiceUnavailableError", GatewayTimeout),  # a 5xx: held
         ("ServerError", GatewayTimeout),
         ("GatewayTimeoutError", GatewayTimeout),
         ("RequestTimeoutError", GatewayTimeout),

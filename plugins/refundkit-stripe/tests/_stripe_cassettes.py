@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import attrs
 import yaml  # type: ignore[import-untyped]
+from refundkit_stripe import server_error_body
 
 ROOT: Final = Path(__file__).resolve().parents[3]
 #: ``$REFUNDKIT_STRIPE_CASSETTES`` replays another set (the recorder's dry run uses it).
@@ -147,10 +148,13 @@ def charge_body(
 ) -> dict[str, Any]:
     """fixtures3.json ``charge``, captured, with refundkit's id, amount and refunded total.
 
-    ``source`` (a legacy Sources object with a placeholder client secret) and the receipt
-    URL are dropped; the card stays Stripe's example (visa 4242, 8/2030)."""
+    ``source`` (a legacy Sources object with placeholder values) and ``refunds`` (not
+    returned unless expanded since API version 2022-11-15) are dropped, so are the receipt
+    URL and the example's placeholders (``outcome.type: "type"``, an empty ``shipping``, a
+    Link wallet and an installment plan on a plain card charge); the card stays Stripe's
+    example (visa 4242, 8/2030)."""
     body = _example("charge")
-    del body["source"]
+    del body["source"], body["refunds"]
     body.update(
         id=case.charge,
         amount=case.amount,
@@ -161,30 +165,48 @@ def charge_body(
         currency=case.currency.lower(),
         description=None,
         payment_intent=payment_intent,
+        payment_method=f"pm_rk{case.token}",
         receipt_url=None,
         refunded=refunded == case.amount,
+        shipping=None,
         transfer_data=None,
     )
     body["billing_details"]["name"] = None
-    body["outcome"]["type"] = "authorized"
-    body["payment_method_details"]["card"]["overcapture"]["maximum_amount_capturable"] = case.amount
-    body["refunds"]["url"] = f"/v1/charges/{case.charge}/refunds"
+    body["outcome"].update(
+        network_status="approved_by_network", seller_message="Payment complete.", type="authorized"
+    )
+    card = body["payment_method_details"]["card"]
+    card.update(amount_authorized=case.amount, installments=None, wallet=None)
+    card["overcapture"]["maximum_amount_capturable"] = case.amount
     return body
 
 
 def intent_body(case: Case, refunded: int) -> dict[str, Any]:
-    """fixtures3.json ``payment_intent``, succeeded, its ``latest_charge`` expanded."""
+    """fixtures3.json ``payment_intent``, succeeded, its ``latest_charge`` expanded.
+
+    The example's placeholders and what contradicts a succeeded intent are replaced:
+    ``next_action: {"type": "type"}``, ``obj_123`` ids (payment method configuration, transfer
+    destination), a ``canceled_at``, a ``last_payment_error``, ``processing``, an empty
+    ``shipping``; the client secret is dropped."""
     body = _example("payment_intent")
-    for secret_field in ("client_secret",):
-        body[secret_field] = None
     body.update(
         id=INTENT,
         amount=case.amount,
         amount_received=case.amount,
+        canceled_at=None,
+        client_secret=None,
         created=CREATED - 86400,
         currency=case.currency.lower(),
+        last_payment_error=None,
         latest_charge=charge_body(case, refunded, payment_intent=INTENT),
+        managed_payments={"enabled": False},
+        next_action=None,
+        payment_method=f"pm_rk{case.token}",
+        payment_method_configuration_details=None,
+        processing=None,
+        shipping=None,
         status="succeeded",
+        transfer_data=None,
     )
     return body
 
@@ -260,7 +282,8 @@ def get(path: str, body: Mapping[str, Any], status: int = 200) -> dict[str, Any]
 
 
 _REASONS: Final = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-                   429: "Too Many Requests", 500: "Internal Server Error"}  # fmt: skip
+                   429: "Too Many Requests", 500: "Internal Server Error",
+                   503: "Service Unavailable"}  # fmt: skip
 
 
 def _response(status: int, body: Mapping[str, Any], extra: dict[str, list[str]]) -> dict[str, Any]:
@@ -422,13 +445,33 @@ def extra_interactions() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _server_error(status: int, code: str, message: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(server_error_body(status, code, message))
+    return body
+
+
 def kit_interactions() -> dict[str, list[dict[str, Any]]]:
-    """The webhook scenarios' refunds as a kit sends them (its refund id and key are random)."""
+    """The webhook scenarios' refunds as a kit sends them (its refund id and key are random),
+    and 5xx answers whose body carries the code of a refusal (issue 15: still held)."""
     ok = CONFORMANCE["webhook_succeeded"]
     bad = CONFORMANCE["webhook_failed"]
+    once = create_refund(
+        ok,
+        500,
+        _server_error(500, "charge_already_refunded", "An unknown error occurred"),
+        kit=True,
+    )
+    # Stripe replays a 500 for the same key, so it tells the SDK not to retry it.
+    once["response"]["headers"]["Stripe-Should-Retry"] = ["false"]
+    retried = create_refund(
+        ok, 503, _server_error(503, "resource_missing", "Service unavailable"), kit=True
+    )
     return {
         "pending_then_webhook": [create_refund(ok, 200, refund_body(ok, "pending"), kit=True)],
         "succeeded_then_webhook": [create_refund(bad, 200, refund_body(bad), kit=True)],
+        "server_error_500_with_a_refusal_code": [once],
+        # The SDK retries a 503 twice with the same key (max_network_retries 2).
+        "server_error_503_retried": [retried, copy.deepcopy(retried), copy.deepcopy(retried)],
     }
 
 
@@ -449,6 +492,14 @@ def webhook_events() -> dict[str, dict[str, Any]]:
             refund_body(bad, "failed", failure_reason="expired_or_canceled_card"),
             {"status": "succeeded", "failure_reason": None},
         ),
+        # The pending refund of webhook_succeeded succeeded, then failed; this failure is
+        # delivered before refund_updated_succeeded (issue 15).
+        "refund_failed_before_its_success": _event(
+            "evt_rkRefundFailedBeforeItsSuccess",
+            "refund.failed",
+            refund_body(ok, "failed", failure_reason="declined"),
+            {"status": "succeeded", "failure_reason": None},
+        ),
     }
 
 
@@ -466,6 +517,58 @@ def _event(id_: str, type_: str, obj: dict[str, Any], previous: dict[str, Any]) 
     }
 
 
+_FIXTURES: Final = "../shared/fixtures/stripe/"
+_SPEC: Final = _FIXTURES + "openapi/spec3.2023-09-12.yaml"
+_BODIES: Final = {
+    "refund": _FIXTURES + "openapi/fixtures3.json (resources.refund)",
+    "list": _FIXTURES + "openapi/fixtures3.json (resources.refund, in a list)",
+    "charge": _FIXTURES + "openapi/fixtures3.json (resources.charge)",
+    "payment_intent": _FIXTURES
+    + "openapi/fixtures3.json (resources.payment_intent, resources.charge)",
+    401: _FIXTURES + "payrails__401_invalid_api_key__rubyvcr_MANGLED_HEADERS.yml (the body)",
+    "error": _FIXTURES + "saleor__unknown_payment_intent_404_resource_missing__vcrpy.yaml"
+    " (the error's shape)",
+}
+#: Answers Stripe's test mode cannot give on demand: record_stripe.py leaves them as built.
+NOT_REPRODUCIBLE: Final = frozenset(
+    {
+        "errors/lock_timeout_then_success.yaml",
+        "errors/server_error_then_success.yaml",
+        "kit/server_error_500_with_a_refusal_code.yaml",
+        "kit/server_error_503_retried.yaml",
+    }
+)
+
+
+def _template(path: str) -> str:
+    spec = {"/v1/charges/": "/v1/charges/{charge}", "/v1/payment_intents/":
+            "/v1/payment_intents/{intent}"}  # fmt: skip
+    return next((t for prefix, t in spec.items() if path.startswith(prefix)), path)
+
+
+def sources(interactions: list[dict[str, Any]]) -> list[str]:
+    """The ``Source:`` lines of a built cassette: where each reply body's shape comes from, and
+    the operation of Stripe's OpenAPI spec each exchange follows."""
+    found: list[str] = []
+    for interaction in interactions:
+        request, response = interaction["request"], interaction["response"]
+        status = response["status"]["code"]
+        body = json.loads(response["body"]["string"])
+        kind = "error" if "error" in body else body.get("object")
+        shape = _BODIES[401] if status == 401 else _BODIES[kind]
+        path = urllib.parse.urlsplit(request["uri"]).path
+        operation = f"{_SPEC}: {request['method']} {_template(path)} -> {status}"
+        found += [line for line in (shape, operation) if line not in found]
+    return found
+
+
+def _header(relative: str, interactions: list[dict[str, Any]]) -> str:
+    lines = "".join(f"# Source: {line}\n" for line in sources(interactions))
+    if relative in NOT_REPRODUCIBLE:
+        lines += "# Not reproducible in Stripe's test mode: record_stripe.py leaves it as built.\n"
+    return HEADER + lines
+
+
 def build() -> dict[str, str]:
     """Relative path under ``cassettes/stripe/`` → file text."""
     files: dict[str, str] = {}
@@ -479,7 +582,8 @@ def build() -> dict[str, str]:
             text = yaml.safe_dump(
                 {"interactions": interactions, "version": 1}, sort_keys=False, allow_unicode=True
             )
-            files[f"{folder}/{name}.yaml"] = HEADER + text
+            relative = f"{folder}/{name}.yaml"
+            files[relative] = _header(relative, interactions) + text
     for name, event in webhook_events().items():
         files[f"webhooks/{name}.json"] = json.dumps(event, indent=2, sort_keys=True) + "\n"
     return files

@@ -20,6 +20,7 @@ from refundkit import find_pans
 RECORDED_HEADER: Final = (
     "# Recorded from Stripe's test mode by record_stripe.py ({date}); ids rewritten, card data"
     " scrubbed: cassettes/stripe/README.md\n"
+    "# Source: Stripe's test mode, recorded {date} (the plugin's calls as the tests make them)\n"
 )
 RECORDED_PREFIX: Final = RECORDED_HEADER.split("(", 1)[0]
 #: Dropped by vcrpy while recording: the key, and client telemetry (the machine's uname).

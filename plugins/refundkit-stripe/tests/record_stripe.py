@@ -12,10 +12,11 @@ reach the disk: vcrpy filters them while recording), Stripe's ids are rewritten 
 the tests use (``ch_rk…``, ``re_rk…``, ``pi_rk…``), and card data is scrubbed to brand, last 4
 and expiry. A cassette that still holds a card number or a key is refused, not written.
 
-The 429 ``lock_timeout``, the 500 and the webhook events cannot be produced on demand in test
-mode: they stay as ``_stripe_cassettes.py`` builds them (and are rewritten from it, so ``--out``
-gets a complete set). Never run against Stripe yet: no machine that works on refundkit reaches
-it (cassettes/stripe/README.md).
+The 429 ``lock_timeout``, the 5xx answers and the webhook events cannot be produced on demand
+in test mode: they are left as ``_stripe_cassettes.py`` builds them (``BUILT_ONLY``; rewritten
+from the builder, byte for byte, so ``--out`` gets a complete set), and the run says so. Never
+run against Stripe yet: no machine that works on refundkit reaches it (cassettes/stripe/
+README.md).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from _stripe_cassettes import (
     CONFORMANCE,
     EXTRA,
     INTENT,
+    NOT_REPRODUCIBLE,
     ROOT,
     SECOND_REFUND,
     Case,
@@ -54,13 +56,13 @@ from refundkit_stripe._http import RetryingRequestsClient
 from refundkit import GatewayDeclined, GatewayError, GatewayRefundRequest, Money, RefundkitError
 
 PROG: Final = "record_stripe"
-#: Built, never recorded: test mode cannot answer 429 lock_timeout or 500 on demand, and
-#: webhook events are pushed to an endpoint, not answered.
+#: Built, never recorded: test mode cannot answer 429 lock_timeout or a 5xx on demand (each
+#: says so in its header), and webhook events are pushed to an endpoint, not answered.
 BUILT_ONLY: Final = (
-    "errors/lock_timeout_then_success.yaml",
-    "errors/server_error_then_success.yaml",
+    *sorted(NOT_REPRODUCIBLE),
     "webhooks/refund_updated_succeeded.json",
     "webhooks/refund_failed_after_success.json",
+    "webhooks/refund_failed_before_its_success.json",
 )
 #: The key the bad_key case sends (the one test_stripe_errors.py uses; Stripe refuses it).
 WRONG_KEY: Final = "sk_test_wrong_key_for_this_test"
@@ -378,6 +380,7 @@ def record(
             files[recording.path] = cassette_text(interactions, session.key, day)
     built = build()
     files.update({name: built[name] for name in BUILT_ONLY})
+    log(f"left as built (test mode cannot reproduce them): {', '.join(BUILT_ONLY)}")
     for name, text in files.items():
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -389,7 +392,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Re-record cassettes/stripe/ against Stripe's test mode, with the test-mode"
-        f" key in ${API_KEY_ENV}. 429, 500 and webhook cases stay built.",
+        f" key in ${API_KEY_ENV}. 429, 5xx and webhook cases are left as built.",
     )
     parser.add_argument("--out", type=Path, default=CASSETTES, help="default: cassettes/stripe")
     parser.add_argument(

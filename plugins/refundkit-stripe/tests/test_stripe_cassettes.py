@@ -88,7 +88,7 @@ def _interactions() -> Iterator[Any]:
 
 def test_there_are_cassettes() -> None:
     assert len(CASSETTE_FILES) >= 15
-    assert len(EVENT_FILES) == 2
+    assert len(EVENT_FILES) == 3
 
 
 @pytest.mark.parametrize("interaction", list(_interactions()))

@@ -28,10 +28,25 @@ def test_refund_updated_to_succeeded() -> None:
     assert update.event_id == "evt_rkRefundUpdatedSucceeded"
 
 
-def test_refund_failed_after_success_is_reversed() -> None:
+@pytest.mark.parametrize("previous", ["succeeded", "pending", None])
+def test_a_refund_failed_reports_failed_whatever_it_was_before(previous: str | None) -> None:
+    """The plugin reports the state the refund is in now; previous_attributes is not read
+    (the kit turns a failure of a refund it holds as succeeded into a reversal)."""
     [update] = make_gateway().parse_webhook(*delivery("refund_failed_after_success"))
-    assert update.status == "reversed"
+    assert update.status == "failed"
     assert update.failure_code == "expired_or_canceled_card"
+    headers, body = signed_refund_delivery(
+        "rf_1", "re_1", status="failed", previous_status=previous, event_type="refund.failed"
+    )
+    [update] = make_gateway().parse_webhook(headers, body)
+    assert update.status == "failed"
+
+
+@pytest.mark.parametrize("status", ["", "reversed", "in_transit", None, 3])
+def test_a_status_the_plugin_cannot_classify_gives_no_update(status: object) -> None:
+    """R-2.4: a status outside STATUS_TABLE moves nothing (held), never reads as pending."""
+    headers, body = signed_refund_delivery("rf_1", "re_1", status=status)
+    assert make_gateway().parse_webhook(headers, body) == []
 
 
 def test_a_failure_of_a_pending_refund_is_failed() -> None:
@@ -180,6 +195,31 @@ def test_pending_then_refund_updated_succeeds_once(stripe_kit: RefundKit) -> Non
     assert stripe_kit.payment(payment_id).refunded == Money(1000, "USD")
     assert [r.id for r in stripe_kit.refunds(payment_id)] == [refund.id]
     assert {line.kind for line in stripe_kit.journal(refund.id)} == {"refund"}
+
+
+def test_a_failure_delivered_before_its_success_fails_the_refund(stripe_kit: RefundKit) -> None:
+    """Issue 15: a pending refund succeeds, then fails at Stripe; the refund.failed (previous
+    status succeeded) arrives before the refund.updated to succeeded. The refund ends failed,
+    its amount released, and the stale success books nothing: no charge.refunded, no journal."""
+    payment_id = _pay(stripe_kit, "webhook_succeeded")
+    with cassette(CASSETTES / "kit" / "pending_then_webhook.yaml"):
+        refund = stripe_kit.refund(payment_id, Money(1000, "USD"))
+    assert refund.status is RefundStatus.PENDING
+    assert stripe_kit.quote(payment_id).max_amount == Money(2000, "USD")
+    [failed] = stripe_kit.handle_gateway_webhook(
+        "stripe", *delivery("refund_failed_before_its_success")
+    )
+    assert failed.id == refund.id
+    assert failed.status is RefundStatus.FAILED
+    assert failed.failure_code == "declined"
+    [late] = stripe_kit.handle_gateway_webhook("stripe", *delivery("refund_updated_succeeded"))
+    assert late.status is RefundStatus.FAILED
+    assert stripe_kit.quote(payment_id).max_amount == Money(3000, "USD")
+    assert stripe_kit.payment(payment_id).refunded == Money(0, "USD")
+    assert stripe_kit.journal(refund.id) == []
+    types = [e.type for e in stripe_kit.events()]
+    assert "charge.refunded" not in types
+    assert types == ["refund.pending", "refund.failed"]
 
 
 def test_succeeded_then_refund_failed_is_reversed_with_its_journal(stripe_kit: RefundKit) -> None:

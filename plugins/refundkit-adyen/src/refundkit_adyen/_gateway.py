@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
+from http import HTTPStatus
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from refundkit import (
     Capabilities,
@@ -26,6 +28,7 @@ from refundkit import (
 
 from . import _webhooks
 from ._errors import translate
+from ._webhooks import StatusOutcome
 
 #: Adyen's minor units where they differ from ISO 4217
 #: (https://docs.adyen.com/development-resources/currency-codes).
@@ -58,6 +61,47 @@ _REASONS: Final[Mapping[str, str]] = {
 #: Adyen accepts idempotency keys of at most 64 characters.
 _MAX_KEY: Final = 64
 
+#: Every status Adyen reports a refund in → what refundkit makes of it: the refund reply's
+#: ``status`` (``PaymentRefundResponse.status``, whose only value is "received") and every
+#: ``"<eventCode>:<success>"`` of the refund webhooks (``_webhooks.STATUS_TABLE``). "unknown":
+#: not classified, the refund is held as it is (a reply raises ``GatewayError``, a webhook
+#: gives no update).
+REPLY_STATUSES: Final[Mapping[str, StatusOutcome]] = MappingProxyType({"received": "pending"})
+STATUS_TABLE: Final[Mapping[str, StatusOutcome]] = MappingProxyType(
+    {**REPLY_STATUSES, **_webhooks.STATUS_TABLE}
+)
+
+
+def server_error_body(
+    status: int = 500,
+    error_code: str = "000",
+    message: str | None = None,
+    error_type: str = "internal",
+    psp_reference: str | None = None,
+) -> bytes:
+    """A 5xx answer's body as Adyen shapes it (Checkout ``ServiceError``), for cassettes and
+    tests. Adyen answers HTTP-layer errors with errorCode ``000`` and the message
+    ``"HTTP Status Response - <reason>"``; any code may come with a 5xx, and none of them
+    makes a 5xx a refusal: the refund stays ``unknown`` and held."""
+    if not 500 <= status <= 599:
+        raise ValueError(f"a server error has a 5xx status, not {status}")
+    body: dict[str, Any] = {
+        "status": status,
+        "errorCode": error_code,
+        "message": message or f"HTTP Status Response - {_reason(status)}",
+        "errorType": error_type,
+    }
+    if psp_reference:
+        body["pspReference"] = psp_reference
+    return json.dumps(body).encode()
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Server Error"
+
 
 class AdyenGateway(Gateway):
     """Refunds through ``checkout.modifications_api.refund_captured_payment``.
@@ -70,6 +114,8 @@ class AdyenGateway(Gateway):
 
     name = "adyen"
     capabilities = ADYEN_CAPABILITIES
+    #: Every Adyen refund status → refundkit's (module ``STATUS_TABLE``).
+    STATUS_TABLE: ClassVar[Mapping[str, StatusOutcome]] = STATUS_TABLE
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -168,7 +214,9 @@ class AdyenGateway(Gateway):
         return hashlib.sha256(key.encode()).hexdigest()
 
     def _result(self, reply: Any) -> GatewayRefundResult:
-        if not isinstance(reply, Mapping) or reply.get("status") != "received":
+        status = reply.get("status") if isinstance(reply, Mapping) else None
+        if not isinstance(reply, Mapping) or REPLY_STATUSES.get(str(status)) != "pending":
+            # Not understood: the refund may have been made, so it is held (unknown).
             raise GatewayError(f"adyen answered a refund with {reply!r}, not status 'received'")
         psp = reply.get("pspReference")
         amount = reply.get("amount")

@@ -14,9 +14,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, Literal
 
 from refundkit import GatewayRefundStatus, GatewayRefundUpdate, Money, WebhookVerificationError
+
+#: What a gateway says a refund is in now: a refundkit status, or "unknown" (not classified:
+#: the refund is held as it is).
+StatusOutcome = Literal["succeeded", "pending", "failed", "reversed", "unknown"]
 
 #: The signed fields, in Adyen's order (``Adyen.util.generate_notification_sig``).
 _SIGNED: Final = (
@@ -30,10 +35,65 @@ _SIGNED: Final = (
     "success",
 )
 
-#: Refund event codes this plugin applies; any other event is verified and ignored.
-REFUND_EVENTS: Final = frozenset(
-    {"REFUND", "REFUND_FAILED", "REFUNDED_REVERSED", "CANCEL_OR_REFUND"}
+#: What a refund is in now, for each refund event code and ``success`` value: a refundkit status,
+#: or "unknown" (the item says nothing the plugin can classify: no update, the refund is held
+#: as it is). Keys are ``"<eventCode>:<success>"``. ``REFUNDED_REVERSED`` is delivered as two
+#: updates, succeeded then reversed, so a reversal that arrives before its ``REFUND`` is kept.
+STATUS_TABLE: Final[Mapping[str, StatusOutcome]] = MappingProxyType(
+    {
+        "REFUND:true": "succeeded",
+        "REFUND:false": "failed",  # Adyen did not refund; ``reason`` says why
+        "REFUND_FAILED:true": "failed",  # the scheme rejected it (after a success: reversed)
+        "REFUND_FAILED:false": "unknown",
+        "REFUNDED_REVERSED:true": "reversed",
+        "REFUNDED_REVERSED:false": "unknown",
+        "CANCEL_OR_REFUND:true": "succeeded",
+        "CANCEL_OR_REFUND:false": "failed",
+        # Postponed until the payment is captured: it will still be made.
+        "POSTPONED_REFUND:true": "pending",
+        "POSTPONED_REFUND:false": "unknown",
+        # A pending (POS) refund was cancelled: no money went back.
+        "VOID_PENDING_REFUND:true": "failed",
+        "VOID_PENDING_REFUND:false": "unknown",  # the cancel failed: the refund stands
+    }
 )
+
+#: Refund event codes this plugin reads (any ``success`` value other than "true"/"false" is
+#: "unknown" too).
+REFUND_EVENTS: Final = frozenset(key.split(":")[0] for key in STATUS_TABLE)
+
+#: Every other event code of Adyen's Webhooks API (the eventCode enum and the webhook names of
+#: ``Webhooks-v1.json``): verified, then ignored; none says what happened to a refund refundkit
+#: made. A test walks the spec, so a code a new spec adds fails until it is placed here or in
+#: ``STATUS_TABLE``.
+OTHER_EVENTS: Final = frozenset(
+    {
+        "ACH_NOTIFICATION_OF_CHANGE", "AUTHENTICATION", "AUTHORISATION",
+        "AUTHORISATION_ADJUSTMENT", "AUTORESCUE", "CANCELLATION", "CANCEL_AUTORESCUE",
+        "CAPTURE", "CAPTURE_FAILED", "CHARGEBACK", "CHARGEBACK_REVERSED",
+        "DIRECT_DEBIT_NOTICE_OF_CHANGE_NOTIFICATION", "DISPUTE_DEFENSE_PERIOD_ENDED", "EXPIRE",
+        "HANDLED_EXTERNALLY", "INFORMATION_SUPPLIED", "ISSUER_COMMENTS",
+        "ISSUER_RESPONSE_TIMEFRAME_EXPIRED", "MANUAL_REVIEW_ACCEPT", "MANUAL_REVIEW_REJECT",
+        "NOTIFICATION_OF_CHARGEBACK", "NOTIFICATION_OF_FRAUD", "OFFER_CLOSED", "ORDER_CLOSED",
+        "ORDER_OPENED", "PAIDOUT_REVERSED", "PAYOUT_DECLINE", "PAYOUT_EXPIRE",
+        "PAYOUT_THIRDPARTY", "PREARBITRATION_ACCEPTED", "PREARBITRATION_DECLINED",
+        "PREARBITRATION_ISSUER_WITHDRAWN", "PREARBITRATION_LOST", "PREARBITRATION_OPEN",
+        "PREARBITRATION_WON", "RECURRING_CONTRACT", "REPORT_AVAILABLE",
+        "REQUEST_FOR_INFORMATION", "SCHEME_ARBITRATION", "SCHEME_ARBITRATION_LOST",
+        "SCHEME_ARBITRATION_WON", "SECOND_CHARGEBACK", "TECHNICAL_CANCEL",
+        # An unreferenced refund (Classic refundWithData): refundkit never sends one.
+        "REFUND_WITH_DATA",
+    }
+)  # fmt: skip
+
+
+def status_of(event: object, success: object) -> StatusOutcome | None:
+    """What an item with this ``eventCode`` and ``success`` says of a refund: a status,
+    "unknown" (no update), or None for an event that is not about refunds."""
+    if event not in REFUND_EVENTS:
+        return None
+    return STATUS_TABLE.get(f"{event}:{str(success).lower()}", "unknown")
+
 
 Amounts = Callable[[int, str], Money]
 
@@ -119,20 +179,16 @@ def refund_updates(item: Mapping[str, Any], amounts: Amounts) -> list[GatewayRef
     refund had succeeded, so a reversal delivered before its ``REFUND`` is not lost.
     """
     event = item.get("eventCode")
-    if event not in REFUND_EVENTS:
+    outcome = status_of(event, item.get("success"))
+    if outcome is None or outcome == "unknown":
         return []
-    success = str(item.get("success", "")).lower() == "true"
-    statuses: list[GatewayRefundStatus]
-    if event == "REFUNDED_REVERSED":
-        statuses = ["succeeded", "reversed"]
-    elif event == "REFUND_FAILED":
-        statuses = ["failed"]  # after a success the kit turns this into reversed
-    else:
-        statuses = ["succeeded" if success else "failed"]
+    statuses: list[GatewayRefundStatus] = (
+        ["succeeded", "reversed"] if outcome == "reversed" else [outcome]
+    )
     amount = _amount(item, amounts)
     psp = item.get("pspReference")
     reference = item.get("merchantReference")
-    failed_code = None if statuses == ["succeeded"] else _failure_code(event, item)
+    failed_code = _failure_code(str(event), item)
     event_id = f"{psp}:{event}:{item.get('success')}"
     return [
         GatewayRefundUpdate(
@@ -140,7 +196,7 @@ def refund_updates(item: Mapping[str, Any], amounts: Amounts) -> list[GatewayRef
             refund_id=reference if isinstance(reference, str) and reference else None,
             gateway_refund_id=psp if isinstance(psp, str) and psp else None,
             amount=amount,
-            failure_code=failed_code if status != "succeeded" else None,
+            failure_code=failed_code if status in ("failed", "reversed") else None,
             event_id=event_id,
         )
         for status in statuses

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from refundkit import hookimpl
 
-from ._gateway import BraintreeGateway
+from ._errors import server_error_body
+from ._gateway import STATUS_TABLE, BraintreeGateway, StatusOutcome
 from ._scrub import scrub
 
 if TYPE_CHECKING:
@@ -18,7 +19,14 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["BraintreeGateway", "refundkit_register_gateways", "scrub"]
+__all__ = [
+    "STATUS_TABLE",
+    "BraintreeGateway",
+    "StatusOutcome",
+    "refundkit_register_gateways",
+    "scrub",
+    "server_error_body",
+]
 
 
 @hookimpl

@@ -11,6 +11,11 @@ Two kinds of refusal come back from Braintree:
 Which refundkit error decides what the kit does: a definite refusal (declined, rate limited,
 unavailable, authentication, not found) releases the reservation; ``GatewayTimeout`` leaves
 the refund ``unknown`` until recovery finds it by its ``order_id``.
+
+The HTTP status decides first (R-2.4): the SDK raises on the status before it reads a body
+(``braintree/util/http.py``: only 200, 201, 204 and 422 are parsed), so a 5xx is an exception
+of its status whatever its body says, and every 5xx exception is held (``GatewayTimeout``):
+500, 503 and 504 by name, any other as ``UnexpectedError``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
+from xml.sax.saxutils import escape
 
 from refundkit import (
     GatewayAuthenticationError,
@@ -55,10 +61,12 @@ EXCEPTIONS: Final[Mapping[str, ErrorFactory]] = MappingProxyType(
         ),
         "NotFoundError": _make(GatewayPaymentNotFound, "not_found"),
         "TooManyRequestsError": _make(GatewayRateLimited, "too_many_requests"),
-        "ServiceUnavailableError": _make(GatewayUnavailable, "service_unavailable"),
+        # 426: this API version is refused before anything is processed.
         "UpgradeRequiredError": _make(GatewayUnavailable, "upgrade_required"),
-        # Sent, outcome unknown: recovery looks the refund up by its order_id.
+        # Sent, outcome unknown (a 5xx may have been applied, whatever its body says):
+        # recovery looks the refund up by its order_id.
         "ServerError": _make(GatewayTimeout, "server_error"),
+        "ServiceUnavailableError": _make(GatewayTimeout, "service_unavailable"),
         "GatewayTimeoutError": _make(GatewayTimeout, "gateway_timeout"),
         "RequestTimeoutError": _make(GatewayTimeout, "request_timeout"),
         "TimeoutError": _make(GatewayTimeout, "timeout"),
@@ -123,6 +131,24 @@ def declined(codes: list[tuple[str, str]], message: str) -> GatewayDeclined:
         gateway_code="validation_error",
         braintree_code=first,
     )
+
+
+def server_error_body(status: int = 500, code: str | None = None, message: str = "") -> bytes:
+    """A 5xx answer's body for cassettes and tests. Braintree's 5xx bodies are not documented
+    and the SDK never reads them (it raises on the status); with ``code`` the body is an
+    ``api-error-response`` carrying that validation code, to show that no code in a 5xx body
+    turns it into a refusal. Without it the body is empty."""
+    if not 500 <= status <= 599:
+        raise ValueError(f"a server error has a 5xx status, not {status}")
+    if code is None:
+        return b""
+    text = escape(message or "Internal Server Error")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<api-error-response><errors><transaction>'
+        f'<errors type="array"><error><code>{escape(code)}</code><attribute type="symbol">base'
+        f"</attribute><message>{text}</message></error></errors></transaction></errors>"
+        f"<message>{text}</message></api-error-response>\n"
+    ).encode()
 
 
 def processor_declined(code: str, text: str) -> GatewayDeclined:

@@ -11,7 +11,8 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Final, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from refundkit import (
     AmountNotRepresentable,
@@ -25,7 +26,6 @@ from refundkit import (
     GatewayRefund,
     GatewayRefundRequest,
     GatewayRefundResult,
-    GatewayRefundStatus,
     GatewayRefundUpdate,
     InvalidMoney,
     Money,
@@ -44,20 +44,40 @@ ENVIRONMENTS: Final = ("sandbox", "production")
 #: Seconds before a call is given up (then the refund is ``unknown`` until recovery).
 DEFAULT_TIMEOUT: Final = 30
 
-#: Transaction statuses of a credit (refund) → refundkit's refund status. A credit that was
-#: accepted is settled in Braintree's daily batch; only ``refund_failed`` can undo it later.
-CREDIT_STATUSES: Final[Mapping[str, GatewayRefundStatus]] = {
-    "authorized": "succeeded",
-    "submitted_for_settlement": "succeeded",
-    "settlement_pending": "succeeded",
-    "settling": "succeeded",
-    "settled": "succeeded",
-    "voided": "failed",
-    "processor_declined": "failed",
-    "settlement_declined": "failed",
-    "gateway_rejected": "failed",
-    "failed": "failed",
-}
+#: What a gateway says a refund is in now: a refundkit status, or "unknown" (not classified:
+#: the refund is held as it is).
+StatusOutcome = Literal["succeeded", "pending", "failed", "reversed", "unknown"]
+
+#: Every status of ``braintree.Transaction.Status`` → what it means for a credit (a refund). A
+#: credit Braintree accepted is settled in its daily batch: accepted is ``succeeded``, and a
+#: later failure (settlement failed or declined, an authorization that expired, a
+#: ``refund_failed`` webhook) reverses it. A test walks the SDK's list, so a status a new SDK
+#: adds fails until it is here; one missing from the table is "unknown": ``GatewayError``, held.
+CREDIT_STATUSES: Final[Mapping[str, StatusOutcome]] = MappingProxyType(
+    {
+        # The issuer is still deciding on the refund authorization: the outcome comes later
+        # (recovery looks it up by order_id).
+        "authorizing": "pending",
+        "authorized": "succeeded",
+        "submitted_for_settlement": "succeeded",
+        "settlement_pending": "succeeded",
+        "settling": "succeeded",
+        # The processor confirmed the settlement (before it shows as settled).
+        "settlement_confirmed": "succeeded",
+        "settled": "succeeded",
+        "voided": "failed",
+        "processor_declined": "failed",
+        "gateway_rejected": "failed",
+        "failed": "failed",
+        "settlement_declined": "failed",
+        # The credit did not settle: no money went back.
+        "settlement_failed": "failed",
+        # Authorized but never submitted for settlement in time: no money went back.
+        "authorization_expired": "failed",
+    }
+)
+#: The public name of the table above, as every plugin declares one.
+STATUS_TABLE: Final = CREDIT_STATUSES
 #: Only these transactions can be refunded; others must be voided (whole amount).
 REFUNDABLE_STATUSES: Final = frozenset({"settled", "settling"})
 #: Dispute statuses after which the payment no longer counts as disputed.
@@ -111,9 +131,13 @@ class BraintreeGateway(Gateway):
     """
 
     name = "braintree"
+    #: Every ``braintree.Transaction.Status`` → what it means for a refund (``STATUS_TABLE``).
+    STATUS_TABLE: ClassVar[Mapping[str, StatusOutcome]] = STATUS_TABLE
     capabilities: ClassVar[Capabilities] = Capabilities(
         partial_refunds=True,
-        async_outcome=False,
+        # Mostly settled in the reply, but a credit may still be ``authorizing`` (real-time
+        # refund authorization): pending, looked up later.
+        async_outcome=True,
         idempotency_keys=True,
         # Braintree keeps an api_request_key 30 days (GraphQL apiRequestKey documentation).
         idempotency_window_hours=30 * 24,
@@ -271,9 +295,13 @@ class BraintreeGateway(Gateway):
         raise _errors.declined(_codes(result), str(result.message))
 
     def _result(self, txn: Any) -> GatewayRefundResult:
-        status = CREDIT_STATUSES.get(txn.status)
-        if status is None:
-            raise GatewayError(f"braintree answered with a {txn.status!r} transaction")
+        status = CREDIT_STATUSES.get(txn.status, "unknown")
+        if status == "unknown":
+            # Not understood: the credit may stand, so the refund is held (unknown).
+            raise GatewayError(
+                f"braintree answered with a {txn.status!r} transaction",
+                gateway_code="unknown_status",
+            )
         failed = status == "failed"
         return GatewayRefundResult(
             status=status,

@@ -10,14 +10,28 @@ from typing import TYPE_CHECKING
 
 from refundkit import hookimpl
 
-from ._gateway import METADATA_KEY, StripeGateway, refund_status
+from ._gateway import (
+    METADATA_KEY,
+    STATUS_TABLE,
+    StatusOutcome,
+    StripeGateway,
+    refund_status,
+    server_error_body,
+)
 
 if TYPE_CHECKING:
     from refundkit import GatewayRegistry
 
 __version__ = "0.1.0"
 
-__all__ = ["METADATA_KEY", "StripeGateway", "refund_status"]
+__all__ = [
+    "METADATA_KEY",
+    "STATUS_TABLE",
+    "StatusOutcome",
+    "StripeGateway",
+    "refund_status",
+    "server_error_body",
+]
 
 
 @hookimpl

@@ -1,7 +1,12 @@
 """Stripe's exceptions translated into refundkit's error tree, at the boundary.
 
-Every class of ``stripe._error`` is named in ``ERROR_MAP`` (a test walks the module, so a
-class a new SDK adds fails it until it is mapped here). Imported on first use only.
+Only an answer that proves Stripe did not act releases a reservation (R-2.4), so the HTTP
+status is read first: a 5xx (after the SDK's retries with the same key), a 409, a transport
+failure after sending, or a status the plugin cannot classify is held (``GatewayTimeout`` or
+a bare ``GatewayError``) whatever error code the body carries; Stripe's code refines only a
+4xx answer (400, 402, 404). Every class of ``stripe._error`` is named in ``ERROR_MAP`` (a test
+walks the module, so a class a new SDK adds fails it until it is mapped here). Imported on
+first use only.
 """
 
 from __future__ import annotations
@@ -99,10 +104,34 @@ def gateway_code(exc: stripe.StripeError) -> str | None:
     return error.code if error is not None and error.code else None
 
 
+#: The 4xx statuses whose answer proves nothing was refunded, so Stripe's code may refine
+#: them (a refusal, a missing charge); 409 (``idempotency_key_in_use``) is not among them.
+REFINED_STATUSES: Final = frozenset({400, 402, 404})
+
+
 def translate(exc: stripe.StripeError) -> RefundkitError:
-    """The refundkit error for ``exc``: its class's entry, refined by Stripe's code."""
+    """The refundkit error for ``exc``: held for a 5xx whatever its code, else its class's
+    entry, refined by Stripe's code on a 400, 402 or 404 only."""
     code = gateway_code(exc)
     message = f"stripe: {exc.user_message or exc}"
+    status = exc.http_status
+    if isinstance(status, int) and status >= 500:
+        # The SDK retried it with the same key; it may still have been applied.
+        return GatewayTimeout(
+            f"stripe answered HTTP {status}; the refund may have been applied ({message})",
+            gateway_code=code,
+        )
+    if status in REFINED_STATUSES and not isinstance(exc, stripe.IdempotencyError):
+        refined = _refined(exc, code, message)
+        if refined is not None:
+            return refined
+    error_class = next(ERROR_MAP[c] for c in type(exc).__mro__ if c in ERROR_MAP)
+    if issubclass(error_class, GatewayError):
+        return error_class(message, gateway_code=code)
+    return error_class(message)
+
+
+def _refined(exc: stripe.StripeError, code: str | None, message: str) -> GatewayError | None:
     if code in NOT_FOUND or (
         isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404
     ):
@@ -110,10 +139,7 @@ def translate(exc: stripe.StripeError) -> RefundkitError:
     if code in REFUSALS:
         return GatewayDeclined(f"stripe refuses the refund: {REFUSALS[code]} ({code})",
                                gateway_code=code)  # fmt: skip
-    error_class = next(ERROR_MAP[c] for c in type(exc).__mro__ if c in ERROR_MAP)
-    if issubclass(error_class, GatewayError):
-        return error_class(message, gateway_code=code)
-    return error_class(message)
+    return None
 
 
 @contextlib.contextmanager

@@ -6,10 +6,12 @@ The SDK is imported on first use (``_client``, ``_errors``, ``_http``), never at
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from refundkit import (
     AmountNotRepresentable,
@@ -17,6 +19,7 @@ from refundkit import (
     Card,
     ConfigurationError,
     Gateway,
+    GatewayError,
     GatewayPayment,
     GatewayPaymentNotFound,
     GatewayRefund,
@@ -51,22 +54,50 @@ DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_RETRIES: Final = 2
 DEFAULT_RETRY_DELAY: Final = 0.5
 
-_STATUSES: Final[Mapping[str, GatewayRefundStatus]] = {
-    "succeeded": "succeeded",
-    "pending": "pending",
-    "requires_action": "pending",  # the customer must act; the outcome comes later
-    "failed": "failed",
-    "canceled": "failed",
-}
+#: What a gateway says a refund is in now: a refundkit status, or "unknown" (not classified:
+#: the refund is held as it is).
+StatusOutcome = Literal["succeeded", "pending", "failed", "reversed", "unknown"]
+
+#: Every status of a Stripe refund (``refund.status`` in Stripe's OpenAPI spec and the SDK's
+#: ``Refund.status``) → the state refundkit records. The plugin reports the state the refund is
+#: in *now*; the kit decides what it means (a failure of a refund it holds as succeeded is a
+#: reversal; a success after a failure does not resurrect it). A status not listed here is
+#: "unknown": a reply raises ``GatewayError`` (held), a webhook gives no update.
+STATUS_TABLE: Final[Mapping[str, StatusOutcome]] = MappingProxyType(
+    {
+        "succeeded": "succeeded",
+        "pending": "pending",
+        "requires_action": "pending",  # the customer must act; the outcome comes later
+        "failed": "failed",
+        "canceled": "failed",  # cancelled before it was made: no money went back
+    }
+)
 
 
-def refund_status(status: str | None, previous: str | None = None) -> GatewayRefundStatus:
-    """Stripe's refund status → refundkit's. A refund that fails after it succeeded (its
-    event's previous status was ``succeeded``) is ``reversed``: the money came back."""
-    mapped = _STATUSES.get(status or "", "pending")
-    if mapped == "failed" and previous == "succeeded":
-        return "reversed"
-    return mapped
+def refund_status(status: object) -> StatusOutcome:
+    """Stripe's refund status → the state refundkit records ("unknown" when not listed).
+
+    Only the current status counts: a ``refund.failed`` is "failed" whatever
+    ``previous_attributes`` says (a failure delivered before the success it follows must fail
+    a pending refund, not be dropped as a reversal of a success the kit never saw)."""
+    return STATUS_TABLE.get(status, "unknown") if isinstance(status, str) else "unknown"
+
+
+def server_error_body(
+    status: int = 500,
+    code: str | None = None,
+    message: str = "An unknown error occurred",
+    type_: str = "api_error",
+) -> bytes:
+    """A 5xx answer's body as Stripe shapes it (its ``error`` object), for cassettes and
+    tests. Whatever ``code`` it carries, a 5xx is not a refusal: after the SDK's retries with
+    the same key the refund stays ``unknown`` and held."""
+    if not 500 <= status <= 599:
+        raise ValueError(f"a server error has a 5xx status, not {status}")
+    error: dict[str, Any] = {"message": message, "type": type_}
+    if code:
+        error["code"] = code
+    return json.dumps({"error": error}, indent=2, sort_keys=True).encode() + b"\n"
 
 
 class StripeGateway(Gateway):
@@ -79,6 +110,8 @@ class StripeGateway(Gateway):
     """
 
     name = "stripe"
+    #: Every Stripe refund status → refundkit's (module ``STATUS_TABLE``).
+    STATUS_TABLE: ClassVar[Mapping[str, StatusOutcome]] = STATUS_TABLE
     capabilities = Capabilities(
         partial_refunds=True,
         async_outcome=True,  # card refunds may stay pending; refund.updated says how they end
@@ -169,7 +202,7 @@ class StripeGateway(Gateway):
             GatewayRefund(
                 gateway_refund_id=refund["id"],
                 amount=self._amount(refund["amount"], refund["currency"]),
-                status=refund_status(refund.get("status")),
+                status=_listed_status(refund.get("status")),
                 refund_id=_our_id(refund),
                 created_at=datetime.fromtimestamp(refund["created"], UTC),
             )
@@ -237,20 +270,19 @@ class StripeGateway(Gateway):
             raise WebhookVerificationError("stripe webhook event has no data.object")
         kind = event.get("type")
         if kind in REFUND_EVENTS:
-            previous = data.get("previous_attributes") if isinstance(data, dict) else None
-            was = previous.get("status") if isinstance(previous, dict) else None
+            # The refund as it is now; previous_attributes says what it was and is not read.
             refunds: Iterable[Mapping[str, Any]] = [obj]
         elif kind in CHARGE_EVENTS:
             listed = obj.get("refunds")
             refunds = listed.get("data", []) if isinstance(listed, dict) else []
-            was = None
         else:
             return []
-        return [self._update(refund, was, event.get("id")) for refund in refunds]
+        updates = (self._update(refund, event.get("id")) for refund in refunds)
+        return [update for update in updates if update is not None]
 
-    def _update(
-        self, refund: Mapping[str, Any], was: str | None, event_id: Any
-    ) -> GatewayRefundUpdate:
+    def _update(self, refund: Mapping[str, Any], event_id: Any) -> GatewayRefundUpdate | None:
+        """The refund's update; None when its status is not one the plugin can classify (the
+        refund is held as it is)."""
         if not (
             refund.get("object") == "refund"
             and isinstance(refund.get("id"), str)
@@ -258,8 +290,11 @@ class StripeGateway(Gateway):
             and isinstance(refund.get("currency"), str)
         ):
             raise WebhookVerificationError("stripe webhook event does not carry a refund")
+        status = refund_status(refund.get("status"))
+        if status == "unknown":
+            return None
         return GatewayRefundUpdate(
-            status=refund_status(refund.get("status"), was),
+            status=status,
             refund_id=_our_id(refund),
             gateway_refund_id=refund["id"],
             amount=self._amount(refund["amount"], refund["currency"]),
@@ -270,8 +305,16 @@ class StripeGateway(Gateway):
     # --- values --------------------------------------------------------------------------
 
     def _result(self, refund: Mapping[str, Any]) -> GatewayRefundResult:
+        status = refund_status(refund.get("status"))
+        if status == "unknown":
+            # Not understood: the refund may have been made, so it is held (unknown).
+            raise GatewayError(
+                f"stripe answered with refund {refund.get('id')!r} in status"
+                f" {refund.get('status')!r}, which refundkit does not know",
+                gateway_code="unknown_status",
+            )
         return GatewayRefundResult(
-            status=refund_status(refund.get("status")),
+            status=status,
             gateway_refund_id=refund["id"],
             amount=self._amount(refund["amount"], refund["currency"]),
             failure_code=refund.get("failure_reason"),
@@ -284,6 +327,13 @@ class StripeGateway(Gateway):
         if self._http is not None:  # only the transport it made: a given one is the caller's
             self._http.close()  # type: ignore[no-untyped-call]
         self._client = self._http = None
+
+
+def _listed_status(status: object) -> GatewayRefundStatus:
+    """A listed refund's status for reconciliation: one the plugin cannot classify counts as
+    pending (its money held, never released)."""
+    outcome = refund_status(status)
+    return "pending" if outcome == "unknown" else outcome
 
 
 def _payment_param(gateway_payment_id: str) -> str:
