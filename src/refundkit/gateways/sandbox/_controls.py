@@ -65,6 +65,30 @@ class SandboxControls:
                 [(charge, outcome) for outcome in outcomes],
             )
 
+    def script_http_error(
+        self, status: int, body: bytes = b"", *, applied: bool = False, charge: str | None = None
+    ) -> None:
+        """Queue an HTTP error answer for the next refund request (with ``charge``: on it).
+
+        The request is answered with ``status`` and ``body`` (say
+        ``SandboxGateway.error_body(code, message)``), which the gateway reads as a plugin reads
+        its SDK's error (``SandboxGateway.http_error``). With ``applied`` the sandbox made the
+        refund before answering (a 5xx after the effect, when the charge allows it). Queued
+        with ``script``'s outcomes, first in first out.
+        """
+        if type(status) is not int or not 400 <= status <= 599:
+            raise InvalidInput(f"an HTTP error status is 400-599, not {status!r}")
+        if not isinstance(body, bytes):
+            raise InvalidInput("an HTTP error body is bytes")
+        with self._books.write() as db:
+            seq = db.execute(
+                "INSERT INTO http_answers (status, body, applied) VALUES (?, ?, ?) RETURNING seq",
+                (status, body, int(applied)),
+            ).fetchone()[0]
+            db.execute(
+                "INSERT INTO scripts (charge_id, outcome) VALUES (?, ?)", (charge, f"http:{seq}")
+            )
+
     # --- charges -------------------------------------------------------------------------
 
     def set_disputed(self, charge_id: str, disputed: bool = True) -> None:
@@ -190,6 +214,13 @@ class SandboxControls:
                     gateway_refund_id,
                 ),
             ).fetchone()
+        return self._webhook(row)
+
+    def announce(self, gateway_refund_id: str) -> Delivery:
+        """The signed webhook about a refund as it stands now (any status, pending too): the
+        event a gateway sends again, or late, or out of order."""
+        with self._books.read() as db:
+            row = _existing_refund(db, gateway_refund_id)
         return self._webhook(row)
 
     def _webhook(self, row: sqlite3.Row) -> Delivery:
