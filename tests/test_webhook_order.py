@@ -212,6 +212,27 @@ def test_reports_that_agree_with_the_kit_are_applied_without_a_lookup(
     assert event_types(kit, refund) == ["refund.pending", "charge.refunded", "refund.reversed"]
 
 
+def test_stripe_shaped_failure_before_success_leaves_the_refund_failed_and_unannounced(
+    kit: RefundKit, sandbox: SandboxGateway
+) -> None:
+    """The plugin engineer's acceptance case, on the core alone: the gateway's refund
+    succeeded, then failed (``fail_after_success``: its status is now failed); the failure
+    is delivered first, the success after it. The refund ends failed, its amount released,
+    and no charge.refunded is ever announced."""
+    record(kit)
+    sandbox.script("pending_succeed")
+    refund = kit.refund("pay_1", usd("10.00"))
+    assert refund.gateway_refund_id is not None
+    [succeeded] = sandbox.settle_pending()
+    failed = sandbox.fail_after_success(refund.gateway_refund_id)
+    deliver(kit, "sandbox", failed, succeeded, failed, succeeded)
+    assert kit.get_refund(refund.id).status is S.FAILED
+    assert kit.quote("pay_1").max_amount == usd("50.00")
+    assert kit.payment("pay_1").refunded == usd("0.00")
+    assert event_types(kit, refund) == ["refund.pending", "refund.failed"]
+    assert kit.journal(refund.id) == []
+
+
 # --- a gateway that cannot be asked ---------------------------------------------------------
 
 
@@ -285,15 +306,29 @@ def orders(n: int) -> list[tuple[int, ...]]:
 
 
 #: A refund's life at the sandbox: (scripted outcome, reports in the order the gateway sent
-#: them, the status the kit must end in, whether it may announce charge.refunded).
-LIVES: dict[str, tuple[str, Sequence[str], frozenset[S], bool]] = {
-    "succeeded": ("pending_succeed", ("pending", "succeeded"), frozenset({S.SUCCEEDED}), True),
-    "failed": ("pending_fail", ("pending", "failed"), frozenset({S.FAILED}), False),
+#: them, the statuses the kit may end in, how many charge.refunded it may announce).
+LIVES: dict[str, tuple[str, Sequence[str], frozenset[S], frozenset[int]]] = {
+    "succeeded": (
+        "pending_succeed",
+        ("pending", "succeeded"),
+        frozenset({S.SUCCEEDED}),
+        frozenset({1}),
+    ),
+    "failed": ("pending_fail", ("pending", "failed"), frozenset({S.FAILED}), frozenset({0})),
     "reversed": (
         "pending_succeed",
         ("pending", "succeeded", "reversed"),
         frozenset({S.REVERSED}),
-        True,
+        frozenset({1}),
+    ),
+    # Stripe's shape: the refund's status becomes failed after it succeeded. In order it is
+    # a reversal of a refund announced; failure first, a refund that failed and is never
+    # announced. Either way the money is back.
+    "failed_after_success": (
+        "pending_succeed",
+        ("pending", "succeeded", "failed"),
+        frozenset({S.FAILED, S.REVERSED}),
+        frozenset({0, 1}),
     ),
 }
 
@@ -311,6 +346,8 @@ def _life(
     deliveries.append(settled)
     if "reversed" in reports:
         deliveries.append(sandbox.reverse(refund.gateway_refund_id))
+    elif len(reports) == 3:
+        deliveries.append(sandbox.fail_after_success(refund.gateway_refund_id))
     assert len(deliveries) == len(reports)
     return refund, deliveries
 
@@ -322,7 +359,7 @@ def test_every_order_of_a_refunds_webhooks_converges_on_the_gateways_truth(
     """Each delivery order (and each with a delivery repeated) ends in the same place: the
     status the gateway holds, the amount held or released accordingly, a balanced journal,
     at most one charge.refunded and none for a refund the gateway never paid out."""
-    _, reports, final, may_announce = LIVES[life]
+    _, reports, final, announced = LIVES[life]
     record(kit, amount="100.00")
     made: list[Refund] = []
     for order in orders(len(reports)):
@@ -331,7 +368,9 @@ def test_every_order_of_a_refunds_webhooks_converges_on_the_gateways_truth(
         after = kit.get_refund(refund.id)
         assert after.status in final, f"order {order}: {after.status}, the gateway says {life}"
         types = event_types(kit, refund)
-        assert types.count("charge.refunded") == (1 if may_announce else 0), (order, types)
+        assert types.count("charge.refunded") in announced, (order, types)
+        if after.status is S.FAILED:
+            assert "charge.refunded" not in types, (order, types)
         assert is_balanced(kit.journal(refund.id)), order
         made.append(after)
     payment = kit.payment("pay_1")

@@ -190,31 +190,45 @@ class SandboxControls:
                     *args,
                 ),
             ).fetchall()
-        return [self._webhook(row) for row in sorted(rows, key=lambda r: int(r["seq"]))]
+        ordered = sorted(rows, key=lambda r: int(r["seq"]))
+        return [self._webhook(row, previous="pending") for row in ordered]
 
     def reverse(self, gateway_refund_id: str) -> Delivery:
-        """Turn a succeeded refund into ``reversed`` (it failed later at the bank).
+        """Turn a succeeded refund into ``reversed`` (it failed later at the bank), as Adyen
+        reports it (``REFUNDED_REVERSED``).
 
         Returns its signed webhook delivery ``(headers, body)``.
         """
+        return self._after_success(gateway_refund_id, "reversed", REVERSAL_CODE)
+
+    def fail_after_success(self, gateway_refund_id: str) -> Delivery:
+        """Turn a succeeded refund into ``failed``, as Stripe reports a card refund that fails
+        after it succeeded (``refund.failed``: the refund's status is now failed).
+
+        Returns its signed webhook delivery ``(headers, body)``.
+        """
+        return self._after_success(gateway_refund_id, "failed", PENDING_FAILURE_CODE)
+
+    def _after_success(self, gateway_refund_id: str, status: str, code: str) -> Delivery:
         with self._books.write() as db:
             current = _existing_refund(db, gateway_refund_id)
             if current["status"] != "succeeded":
                 raise InvalidInput(
                     f"sandbox refund {gateway_refund_id!r} is {current['status']}; only a"
-                    " succeeded refund can be reversed"
+                    f" succeeded refund can become {status}"
                 )
             row = db.execute(
-                "UPDATE refunds SET status = 'reversed', failure_code = ?, failure_message = ?,"
+                "UPDATE refunds SET status = ?, failure_code = ?, failure_message = ?,"
                 " updated_at_us = ? WHERE gateway_refund_id = ? RETURNING *",
                 (
-                    REVERSAL_CODE,
+                    status,
+                    code,
                     "the bank returned the refund",
                     micros(self._books.now()),
                     gateway_refund_id,
                 ),
             ).fetchone()
-        return self._webhook(row)
+        return self._webhook(row, previous="succeeded")
 
     def announce(self, gateway_refund_id: str) -> Delivery:
         """The signed webhook about a refund as it stands now (any status, pending too): the
@@ -223,8 +237,10 @@ class SandboxControls:
             row = _existing_refund(db, gateway_refund_id)
         return self._webhook(row)
 
-    def _webhook(self, row: sqlite3.Row) -> Delivery:
-        """The signed ``refund.updated`` event a real gateway would send about ``row``."""
+    def _webhook(self, row: sqlite3.Row, previous: str | None = None) -> Delivery:
+        """The signed ``refund.updated`` event a real gateway would send about ``row``;
+        ``previous_status`` is the status it left, as Stripe's ``previous_attributes`` say
+        (a plugin must not read it to decide the refund's state)."""
         now = self._books.now()
         body = json.dumps(
             {
@@ -238,6 +254,7 @@ class SandboxControls:
                     "amount": row["amount"],
                     "currency": row["currency"],
                     "failure_code": row["failure_code"],
+                    "previous_status": previous,
                 },
             },
             separators=(",", ":"),
