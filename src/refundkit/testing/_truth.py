@@ -219,7 +219,10 @@ def server_error_cases(harness: ConformanceHarness) -> list[tuple[int, bytes]]:
     cases = [(status, body) for status in SERVER_ERROR_STATUSES for body in ODD_BODIES]
     for code in codes:
         body = _declared(
-            harness, "error_body(code, message)", functools.partial(harness.error_body, code, code)
+            harness,
+            "error_body(code, message)",
+            # The message too reads like a refusal (some gateways put the reason only there).
+            functools.partial(harness.error_body, code, f"{code}: too many requests, declined"),
         )
         cases += [(status, body) for status in SERVER_ERROR_STATUSES]
         cases.append((SERVER_ERROR_STATUSES[0], body[: len(body) // 2]))  # cut short
