@@ -23,6 +23,7 @@ from refundkit import (
     Capabilities,
     GatewayRefundRequest,
     GatewayRefundResult,
+    GatewayTimeout,
     Money,
     Refund,
     RefundKit,
@@ -231,6 +232,30 @@ def test_stripe_shaped_failure_before_success_leaves_the_refund_failed_and_unann
     assert kit.payment("pay_1").refunded == usd("0.00")
     assert event_types(kit, refund) == ["refund.pending", "refund.failed"]
     assert kit.journal(refund.id) == []
+
+
+def test_a_contradiction_whose_lookup_fails_books_nothing_and_raises(
+    kit: RefundKit, sandbox: SandboxGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup fails: nothing is booked and the error is raised (the endpoint answers 500,
+    so the gateway delivers again); a lookup that finds nothing books nothing either."""
+    record(kit)
+    refund = kit.refund("pay_1", usd("10.00"))
+    assert refund.gateway_refund_id is not None
+    stale = said(sandbox, refund, "failed", failure_code="refund_failed")
+
+    def unreachable(request: GatewayRefundRequest) -> GatewayRefundResult | None:
+        raise GatewayTimeout("sandbox: the lookup timed out")
+
+    monkeypatch.setattr(sandbox, "lookup_refund", unreachable)
+    before = row_counts(kit)
+    with pytest.raises(GatewayTimeout):
+        deliver(kit, "sandbox", stale)
+    assert row_counts(kit) == before
+    monkeypatch.setattr(sandbox, "lookup_refund", lambda request: None)
+    deliver(kit, "sandbox", stale)
+    assert row_counts(kit) == before
+    assert kit.get_refund(refund.id).status is S.SUCCEEDED
 
 
 # --- a gateway that cannot be asked ---------------------------------------------------------
