@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 import pytest
 
+from refundkit._errors import GatewayDeclined, GatewayError, GatewayUnavailable
 from refundkit._gateway import (
     Gateway,
     GatewayPayment,
     GatewayRefundRequest,
     GatewayRefundResult,
+    GatewayRefundUpdate,
 )
 from refundkit._money import Money
-from refundkit.gateways.sandbox import SandboxGateway
+from refundkit.gateways.sandbox import ERROR_CODES, SandboxGateway
 from refundkit.testing import (
     SCENARIOS,
     ConformanceHarness,
@@ -133,6 +137,74 @@ class NoWebhookSandbox(SandboxGateway):
     parse_webhook = Gateway.parse_webhook
 
 
+class BodyFirstSandbox(SandboxGateway):
+    """Reads the code in an error body before the HTTP status: a 5xx whose body names a
+    refusal (``amount_too_large``) becomes a definite refusal, and the kit releases money the
+    gateway may have refunded."""
+
+    def http_error(self, status: int, body: bytes) -> GatewayError:
+        exc = super().http_error(status, body)
+        if exc.gateway_code in ERROR_CODES and exc.gateway_code != "timeout":
+            return GatewayDeclined(f"sandbox: {exc.gateway_code}", gateway_code=exc.gateway_code)
+        return exc
+
+
+class UnavailableOn503Sandbox(SandboxGateway):
+    """Takes a 503 for "not processed" (GatewayUnavailable): it releases the reservation."""
+
+    def http_error(self, status: int, body: bytes) -> GatewayError:
+        if status == 503:
+            return GatewayUnavailable("sandbox: service unavailable", gateway_code="unavailable")
+        return super().http_error(status, body)
+
+
+class IncompleteTableSandbox(SandboxGateway):
+    """Its status table forgot a status its books hold."""
+
+    REFUND_STATUSES = MappingProxyType(
+        {k: v for k, v in SandboxGateway.REFUND_STATUSES.items() if k != "reversed"}
+    )
+
+
+class MisnamedTableSandbox(SandboxGateway):
+    """Its status table maps a status to something that is not a kit outcome."""
+
+    REFUND_STATUSES = MappingProxyType(
+        {**SandboxGateway.REFUND_STATUSES, "reversed": "refunded_back"}  # type: ignore[dict-item]
+    )
+
+
+def _event(body: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(body)["data"]
+    return data
+
+
+class TransitionSandbox(SandboxGateway):
+    """Reports the change instead of the state, as Stripe's plugin did: a refund that fails
+    after it succeeded (``previous_status``) is reported ``reversed``. Delivered before its
+    success, that failure looks like a reversal of a refund never paid out."""
+
+    def parse_webhook(self, headers: Any, body: bytes) -> list[GatewayRefundUpdate]:
+        updates = super().parse_webhook(headers, body)
+        event = _event(body)
+        if event["status"] == "failed" and event["previous_status"] == "succeeded":
+            return [attrs.evolve(u, status="reversed") for u in updates]
+        return updates
+
+
+class EarlyFailureSandbox(SandboxGateway):
+    """Thinks a failure that did not follow a success is not final yet: it reports it
+    ``pending``, so the refund is never released, or a late success wins."""
+
+    def parse_webhook(self, headers: Any, body: bytes) -> list[GatewayRefundUpdate]:
+        updates = super().parse_webhook(headers, body)
+        if _event(body)["previous_status"] == "pending":
+            return [
+                attrs.evolve(u, status="pending") if u.status == "failed" else u for u in updates
+            ]
+        return updates
+
+
 class PartialHarness(SandboxHarness):
     """A sandbox harness that declares some scenarios unsupported."""
 
@@ -178,6 +250,12 @@ BROKEN: list[tuple[type[SandboxGateway], Check, str]] = [
     (TrustingSandbox, Suite.test_errors_are_refundkit_errors, "unsigned-body"),
     (AmnesicLookupSandbox, Suite.test_unknown_then_lookup, "lookup-finds-nothing"),
     (UnresolvableSandbox, Suite.test_capabilities_are_consistent, "unresolvable"),
+    (BodyFirstSandbox, Suite.test_server_error_never_releases_money, "5xx-body-read-first"),
+    (UnavailableOn503Sandbox, Suite.test_server_error_never_releases_money, "503-released"),
+    (IncompleteTableSandbox, Suite.test_status_table_is_complete, "status-table-incomplete"),
+    (MisnamedTableSandbox, Suite.test_status_table_is_complete, "status-table-not-outcomes"),
+    (TransitionSandbox, Suite.test_webhooks_converge_in_any_order, "reports-the-change"),
+    (EarlyFailureSandbox, Suite.test_webhooks_converge_in_any_order, "early-failure-pending"),
 ]
 CHECKS = {check.__name__: check for _, check, _ in BROKEN}
 
@@ -239,6 +317,51 @@ def test_a_gateway_without_webhooks_may_skip_the_webhook_scenarios(tmp_path: Pat
             suite.test_webhook_succeeded(harness)
     with PartialHarness(tmp_path / "x", webhooks) as harness, pytest.raises(AssertionError):
         GatewayConformance().test_webhook_failed(harness)
+
+
+class SilentHarness(SandboxHarness):
+    """A harness written before the gateway-truth scenarios: it declares none of their hooks."""
+
+    status_table = ConformanceHarness.status_table
+    error_body = ConformanceHarness.error_body
+    server_error = ConformanceHarness.server_error  # type: ignore[assignment]
+    webhook_histories = ConformanceHarness.webhook_histories  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    ("check", "hook"),
+    [
+        (Suite.test_status_table_is_complete, "status_table()"),
+        (Suite.test_server_error_never_releases_money, "error_body(code, message)"),
+        (Suite.test_webhooks_converge_in_any_order, "status_table()"),
+    ],
+)
+def test_a_harness_that_declares_nothing_fails_the_truth_scenarios(
+    tmp_path: Path, check: Check, hook: str
+) -> None:
+    with SilentHarness(tmp_path) as harness, pytest.raises(AssertionError) as info:
+        check(GatewayConformance(), harness)
+    assert f"harness error: SilentHarness does not declare {hook}" in str(info.value)
+
+
+def test_the_orders_scenario_fails_a_kit_that_lets_a_late_report_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scenario runs the reports through a real kit: a kit that books each report as the
+    move it describes, looking nothing up (refundkit before issue 15), fails it with the
+    genuine sandbox, whose reports are right."""
+    from refundkit._engine import inbound, outcomes, transitions
+
+    def as_described(rt: Any, refund: Any, payment: Any, result: Any) -> Any:
+        return transitions.apply(rt, refund, payment, outcomes.of_result(refund, result))
+
+    monkeypatch.setattr(inbound, "contradicts", lambda held, reported: False)
+    monkeypatch.setattr(outcomes, "apply_result", as_described)
+    with (
+        SandboxHarness(tmp_path) as harness,
+        pytest.raises(AssertionError, match="refundkit holds the refund succeeded"),
+    ):
+        GatewayConformance().test_webhooks_converge_in_any_order(harness)
 
 
 def test_a_harness_breaking_a_scenario_contract_fails(tmp_path: Path) -> None:

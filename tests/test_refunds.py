@@ -283,6 +283,8 @@ def test_a_webhook_about_another_gateway_refund_never_moves_ours(
     assert len(kit.events()) == events
     same = attrs.evolve(other, gateway_refund_id=refund.gateway_refund_id)
     monkeypatch.setattr(sandbox, "parse_webhook", lambda headers, body: [same])
+    assert refund.gateway_refund_id is not None
+    sandbox.reverse(refund.gateway_refund_id)  # a failure after success is looked up first
     [moved] = kit.handle_gateway_webhook("sandbox", {}, b"{}")  # the same one does apply
     assert moved.status is RefundStatus.REVERSED
 

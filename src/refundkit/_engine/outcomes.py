@@ -1,18 +1,21 @@
 """What a gateway's answer means for a refund: one table from outcome to ``Transition``.
 
 A result moves the refund to the status the gateway reports (an amount other than the one
-asked goes to a person). A failed call releases the money only when the answer proves nothing
-was refunded (``DEFINITE_REFUSALS``, R-2.4); anything else holds the refund as ``unknown``
-for recovery to look up.
+asked goes to a person); ``reversed`` for a refund not yet succeeded proves it was made and
+came back, so both moves are booked. A failed call releases the money only when the answer
+proves nothing was refunded (``DEFINITE_REFUSALS``, R-2.4); anything else holds the refund as
+``unknown`` for recovery to look up (``releases`` says which, for any plugin).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
+
 from .._errors import GatewayRateLimited, GatewayTimeout, GatewayUnavailable, RefundkitError
 from .._gateway import DEFINITE_REFUSALS, GatewayRefundResult
-from .._model import Payment, Refund, RefundStatus
+from .._model import TRANSITIONS, Payment, Refund, RefundStatus
 from ._runtime import Runtime
 from .transitions import Transition, apply
 
@@ -40,7 +43,15 @@ def of_result(refund: Refund, result: GatewayRefundResult) -> Transition:
 def apply_result(
     rt: Runtime, refund: Refund, payment: Payment, result: GatewayRefundResult
 ) -> Refund:
-    return apply(rt, refund, payment, of_result(refund, result))
+    """Book what the gateway reports ``refund`` is now, through the one bookkeeping path."""
+    move = of_result(refund, result)
+    if move.to is S.REVERSED and refund.status in TRANSITIONS[S.SUCCEEDED]:
+        # A reversal that overtook its success (or reached a refund held unknown): the
+        # refund was made and the money came back. Book both, as delivered in order, so every
+        # order of the gateway's reports ends the same.
+        made = attrs.evolve(move, to=S.SUCCEEDED, failure_code=None, failure_message=None)
+        refund = apply(rt, refund, payment, made)
+    return apply(rt, refund, payment, move)
 
 
 def unknown(rt: Runtime, why: str) -> Transition:
@@ -90,9 +101,22 @@ ON_ERROR: tuple[
 )
 
 
-def of_error(rt: Runtime, exc: Exception, *, keep_key: bool) -> Transition:
-    """The move a failed gateway call asks for (``ON_ERROR``)."""
+def _on_error(exc: Exception) -> _Outcome:
     for kinds, outcome in ON_ERROR:
         if isinstance(exc, kinds):
-            return outcome(rt, exc, keep_key)
+            return outcome
     raise AssertionError("unreachable: Exception matches every error")  # pragma: no cover
+
+
+def of_error(rt: Runtime, exc: Exception, *, keep_key: bool) -> Transition:
+    """The move a failed gateway call asks for (``ON_ERROR``)."""
+    return _on_error(exc)(rt, exc, keep_key)
+
+
+def releases(exc: Exception) -> bool:
+    """Does this error from a refund call release the refund's amount (a definite refusal)?
+
+    The one rule for every plugin: only an answer that proves the gateway did not act
+    releases a reservation; the conformance suite asks this of what a plugin raises.
+    """
+    return _on_error(exc) is _refused

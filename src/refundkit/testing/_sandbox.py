@@ -1,18 +1,21 @@
-"""The sandbox gateway's own conformance harness: scripted outcomes on fresh charges."""
+"""The sandbox gateway's own conformance harness: scripted outcomes on fresh charges, and the
+sandbox's declarations for the gateway-truth scenarios (its status table, its error bodies,
+HTTP error answers scripted on a fresh charge, and refunds' lives announced by webhook)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from .._gateway import GatewayRefundResult
+from .._gateway import GatewayRefundRequest, GatewayRefundResult
 from .._model import Card, Destination, Payment
 from .._money import Money
-from ..gateways.sandbox import SandboxGateway
+from ..gateways.sandbox import ERROR_CODES, STATUSES, SandboxGateway
+from ._truth import Report, StatusTable, WebhookHistory
 from .conformance import SCENARIOS, ConformanceHarness, Scenario, WebhookDelivery, tamper_webhook
 
 #: Per scenario: (currency, payment amount, refund amount, scripted outcome or None).
@@ -29,6 +32,15 @@ _PLAN: Final[Mapping[str, tuple[str, int, int, str | None]]] = {
     "card_masking": ("USD", 1000, 1000, None),
 }
 assert set(_PLAN) == set(SCENARIOS)
+
+#: Refunds' lives for the webhook-orders scenario: (scripted outcome, what happens next:
+#: "settle" the pending refund, then "reverse" it or "fail" it after its success).
+_LIVES: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
+    "succeeded": ("pending_succeed", ("settle",)),
+    "failed": ("pending_fail", ("settle",)),
+    "succeeded_then_reversed": ("pending_succeed", ("settle", "reverse")),
+    "succeeded_then_failed": ("pending_succeed", ("settle", "fail")),
+}
 
 #: The card of every conformance charge: a test Visa, with its BIN so first6 is exercised.
 CONFORMANCE_CARD: Final = Card(
@@ -98,6 +110,80 @@ class SandboxHarness(ConformanceHarness):
             refund_id=f"rf_{name}_{token}",
             idempotency_key=f"conformance-{name}-{token}",
         )
+
+    def _charge(self, name: str, amount: Money) -> tuple[str, str]:
+        """A fresh charge of ``amount`` at the sandbox: (charge id, token)."""
+        token = secrets.token_hex(6)
+        payment = Payment(
+            id=f"pay_{name}_{token}",
+            customer_id="cus_conformance",
+            amount=amount,
+            gateway=self._gateway.name,
+            gateway_payment_id=f"sbx_ch_{name}_{token}",
+            destination=Destination.INVOICE,
+            captured_at=self._clock(),
+            card=CONFORMANCE_CARD,
+        )
+        self._gateway.register_payment(payment)
+        return payment.gateway_payment_id, token
+
+    def _request(self, name: str, amount: Money) -> GatewayRefundRequest:
+        charge, token = self._charge(name, amount)
+        return GatewayRefundRequest(
+            refund_id=f"rf_{name}_{token}",
+            payment_id=f"pay_{name}_{token}",
+            gateway_payment_id=charge,
+            amount=amount,
+            idempotency_key=f"conformance-{name}-{token}",
+        )
+
+    # --- gateway truth -------------------------------------------------------------------
+
+    error_codes: Collection[str] = ERROR_CODES
+
+    def status_table(self) -> StatusTable:
+        """What the sandbox's books hold a refund in, and its gateway class's table."""
+        return StatusTable(statuses=STATUSES, table=type(self._gateway).REFUND_STATUSES)
+
+    def error_body(self, code: str, message: str) -> bytes:
+        return SandboxGateway.error_body(code, message)
+
+    @contextlib.contextmanager
+    def server_error(self, status: int, body: bytes) -> Iterator[GatewayRefundRequest]:
+        """A fresh charge whose next refund is made, then answered ``status`` with ``body``
+        (the worst case: a kit that released it would let the money go twice)."""
+        request = self._request("server_error", Money(1000, "USD"))
+        self._gateway.script_http_error(
+            status, body, applied=True, charge=request.gateway_payment_id
+        )
+        yield request
+
+    @contextlib.contextmanager
+    def webhook_histories(self) -> Iterator[Sequence[WebhookHistory]]:
+        """Each life in ``_LIVES`` on its own refund: its pending webhook (``announce``), then
+        the one ``settle_pending`` sends, then the one ``reverse`` or ``fail_after_success``
+        sends."""
+        yield [self._history(name, *life) for name, life in _LIVES.items()]
+
+    def _history(self, name: str, outcome: str, steps: Sequence[str]) -> WebhookHistory:
+        request = self._request(f"history_{name}", Money(1000, "USD"))
+        self._gateway.script(outcome, charge=request.gateway_payment_id)
+        made = self._gateway.refund(request)
+        gateway_refund_id = made.gateway_refund_id
+        if made.status != "pending" or gateway_refund_id is None:
+            raise AssertionError(f"harness error: the {outcome} refund is {made!r}")
+        reports = [Report(self._gateway.announce(gateway_refund_id), "pending")]
+        for step in steps:
+            if step == "settle":
+                [delivery] = self._gateway.settle_pending(gateway_refund_id)
+            elif step == "reverse":
+                delivery = self._gateway.reverse(gateway_refund_id)
+            else:
+                delivery = self._gateway.fail_after_success(gateway_refund_id)
+            status = self._gateway.lookup_refund(request)
+            assert status is not None
+            reports.append(Report(delivery, status.status))
+        return WebhookHistory(name, request.amount, gateway_refund_id, request.refund_id, reports)
 
     def webhooks(
         self, scenario: Scenario, result: GatewayRefundResult

@@ -46,6 +46,17 @@ delivery (headers and body) in ``Scenario.webhook``; the default ``ConformanceHa
 derives a tampered copy (``tamper_webhook``) unless ``Scenario.tampered_webhook`` is given.
 Pin the plugin's clock to the recording time so signature timestamps stay valid.
 
+Gateway truth (three more scenarios, in ``refundkit.testing._truth``): the harness also
+declares what the suite cannot know about the gateway. ``status_table()`` returns a
+``StatusTable``: every status the gateway's SDK or API specification lists for a refund, and
+the plugin's table from each to a kit outcome (``test_status_table_is_complete``).
+``error_body(code, message)`` builds an error body as the gateway writes it, ``error_codes``
+lists the codes it uses, and ``server_error(status, body)`` arranges a refund request answered
+with that HTTP status and body (a cassette built on the fly, a fake HTTP client) and yields the
+request (``test_server_error_never_releases_money``). ``webhook_histories()`` yields
+``WebhookHistory`` values: refunds' lives as the gateway announces them, each delivery with
+the status the gateway then holds the refund in (``test_webhooks_converge_in_any_order``).
+
 A conformance failure is an ``AssertionError`` whose message says what the gateway did wrong.
 """
 
@@ -55,7 +66,7 @@ import abc
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from fractions import Fraction
 from types import MappingProxyType, TracebackType
@@ -86,6 +97,13 @@ from .._gateway import (
 from .._model import Card
 from .._money import MAX_AMOUNT, Money
 from .._pans import find_pans
+from ._truth import (
+    StatusTable,
+    WebhookHistory,
+    check_server_errors,
+    check_status_table,
+    check_webhook_orders,
+)
 
 __all__ = [
     "DEFAULT_CURRENCIES",
@@ -94,7 +112,9 @@ __all__ = [
     "GatewayConformance",
     "Scenario",
     "ScenarioNotSupported",
+    "StatusTable",
     "WebhookDelivery",
+    "WebhookHistory",
     "tamper_webhook",
 ]
 
@@ -319,6 +339,43 @@ class ConformanceHarness(abc.ABC):
             )
         tampered = scenario.tampered_webhook or tamper_webhook(scenario.webhook)
         return scenario.webhook, tampered
+
+    # --- gateway truth: what the plugin declares about its gateway --------------------------
+
+    #: Error codes the gateway puts in its error bodies (its refusals, rate limits, "not
+    #: found"...); the server-error scenario sends each in a 5xx body built by ``error_body``.
+    error_codes: Collection[str] = ()
+
+    def status_table(self) -> StatusTable:
+        """The gateway's refund statuses and the plugin's table of them (``StatusTable``)."""
+        raise NotImplementedError(
+            "return a StatusTable: every status the gateway's SDK or API specification lists"
+            " for a refund, and the plugin's table from each to a kit outcome"
+        )
+
+    def error_body(self, code: str, message: str) -> bytes:
+        """An error response body as the gateway writes it, carrying ``code`` and ``message``."""
+        raise NotImplementedError(
+            "return the body of an error response as the gateway writes it, with this code"
+        )
+
+    def server_error(
+        self, status: int, body: bytes
+    ) -> AbstractContextManager[GatewayRefundRequest]:
+        """Arrange a refund request that the gateway answers with HTTP ``status`` and
+        ``body``, and yield the request (``harness.gateway.refund`` is called with it once)."""
+        raise NotImplementedError(
+            "arrange a refund request answered with this HTTP status and body (a cassette"
+            " built for it, a fake HTTP client) and yield the request"
+        )
+
+    def webhook_histories(self) -> AbstractContextManager[Sequence[WebhookHistory]]:
+        """Refunds' lives as the gateway announces them: at least one that succeeds, one that
+        fails, and one that fails or is reversed after it succeeded (``WebhookHistory``)."""
+        raise NotImplementedError(
+            "yield WebhookHistory values: the signed deliveries of a refund's life, in the"
+            " order the gateway sends them, each with the status the gateway then holds"
+        )
 
     def close(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Release what the harness holds (connections, cassettes). The default does nothing."""
@@ -864,6 +921,21 @@ class GatewayConformance:
             _expect_unverified(
                 calls, ({"signature": "t=1,v1=00"}, b"{}"), "a webhook with a made-up signature"
             )
+
+    def test_status_table_is_complete(self, harness: ConformanceHarness) -> None:
+        """Every status the gateway's SDK or specification lists for a refund maps to a kit
+        outcome in the plugin's status table."""
+        check_status_table(harness)
+
+    def test_server_error_never_releases_money(self, harness: ConformanceHarness) -> None:
+        """A 5xx with any body (the gateway's error bodies with every error code, a proxy's
+        page, nothing, random bytes) is never a definite refusal: the kit holds the refund."""
+        check_server_errors(harness)
+
+    def test_webhooks_converge_in_any_order(self, harness: ConformanceHarness) -> None:
+        """Each webhook reports the state the gateway holds the refund in now; a refund's
+        webhooks in every order, repeated, end where the gateway's books are."""
+        check_webhook_orders(harness)
 
     def test_repr_hides_configuration(self, harness: ConformanceHarness) -> None:
         """Configuration may hold secrets: the gateway's repr and str never show it."""

@@ -12,7 +12,9 @@ What a refund does is decided, in order, by the next scripted outcome for the ch
 (``script(..., charge=...)``), the next global scripted outcome (``script(...)``), then the
 cents of the amount (``amount % 100``): 91 decline, 92 pending then succeeded, 93 pending then
 failed, 94 timeout after applying, 95 timeout before applying, 96 rate limited, 97 unavailable;
-any other amount succeeds.
+any other amount succeeds. ``script_http_error`` queues an HTTP error answer instead (a 5xx,
+say, with any body, made before it was answered or not), which ``http_error`` reads the way
+a plugin reads its SDK's errors: the status first.
 
 The package: ``_gateway`` (the Gateway methods), ``_books`` (its SQLite file), ``_controls``
 (what tests and the demo do to the remote side) and ``_signing`` (its webhooks' signatures).
@@ -23,8 +25,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...hookspecs import hookimpl
+from ._books import REFUND_STATUSES, STATUSES
 from ._controls import OUTCOMES, PENDING_FAILURE_CODE, REVERSAL_CODE
-from ._gateway import DEFAULT_CARD, IDEMPOTENCY_WINDOW, MAGIC_CENTS, SandboxGateway
+from ._gateway import DEFAULT_CARD, ERROR_CODES, IDEMPOTENCY_WINDOW, MAGIC_CENTS, SandboxGateway
 from ._signing import DEFAULT_WEBHOOK_SECRET, SIGNATURE_HEADER, WEBHOOK_TOLERANCE_SECONDS
 
 if TYPE_CHECKING:
@@ -37,12 +40,15 @@ SandboxGateway.__module__ = __name__
 __all__ = [
     "DEFAULT_CARD",
     "DEFAULT_WEBHOOK_SECRET",
+    "ERROR_CODES",
     "IDEMPOTENCY_WINDOW",
     "MAGIC_CENTS",
     "OUTCOMES",
     "PENDING_FAILURE_CODE",
+    "REFUND_STATUSES",
     "REVERSAL_CODE",
     "SIGNATURE_HEADER",
+    "STATUSES",
     "WEBHOOK_TOLERANCE_SECONDS",
     "SandboxGateway",
     "refundkit_register_gateways",

@@ -14,9 +14,10 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Final, cast
+from types import MappingProxyType
+from typing import Final
 
 from ..._errors import (
     ConfigurationError,
@@ -36,6 +37,13 @@ from ..._money import Money
 
 _BUSY_SECONDS: Final = 30  # how long to wait for other processes' locks
 
+#: The sandbox's status table: every status its books hold a refund in → the kit's outcome.
+#: (The sandbox speaks refundkit's words, so the table is the identity; a real gateway's
+#: plugin declares its own, and the conformance suite checks it is complete.)
+REFUND_STATUSES: Final[Mapping[str, GatewayRefundStatus]] = MappingProxyType(
+    {"succeeded": "succeeded", "pending": "pending", "failed": "failed", "reversed": "reversed"}
+)
+#: Every status a refund can be in at the sandbox (what its ``refunds.status`` column holds).
 STATUSES: Final[frozenset[str]] = frozenset({"succeeded", "pending", "failed", "reversed"})
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND: Final = timedelta(microseconds=1)
@@ -83,6 +91,14 @@ _SCHEMA: Final = (
         outcome TEXT NOT NULL
     ) STRICT""",
     "CREATE INDEX IF NOT EXISTS scripts_by_charge ON scripts (charge_id, seq)",
+    # HTTP error answers a script names ("http:<seq>"): the status and body the refund request
+    # gets, and whether the refund was applied before the answer (a 5xx after the effect).
+    """CREATE TABLE IF NOT EXISTS http_answers (
+        seq INTEGER PRIMARY KEY,
+        status INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        applied INTEGER NOT NULL
+    ) STRICT""",
 )
 
 REFUND_COLUMNS: Final = (
@@ -183,9 +199,11 @@ def micros(moment: datetime) -> int:
 
 
 def status_of(value: str) -> GatewayRefundStatus:
-    if value not in STATUSES:
-        raise ValueError(f"sandbox database holds an unknown refund status {value!r}")
-    return cast(GatewayRefundStatus, value)
+    """The kit's outcome for a status the sandbox's books hold (``REFUND_STATUSES``)."""
+    try:
+        return REFUND_STATUSES[value]
+    except KeyError:
+        raise ValueError(f"sandbox database holds an unknown refund status {value!r}") from None
 
 
 def result_of(row: sqlite3.Row) -> GatewayRefundResult:

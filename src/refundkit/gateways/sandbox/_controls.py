@@ -65,6 +65,30 @@ class SandboxControls:
                 [(charge, outcome) for outcome in outcomes],
             )
 
+    def script_http_error(
+        self, status: int, body: bytes = b"", *, applied: bool = False, charge: str | None = None
+    ) -> None:
+        """Queue an HTTP error answer for the next refund request (with ``charge``: on it).
+
+        The request is answered with ``status`` and ``body`` (say
+        ``SandboxGateway.error_body(code, message)``), which the gateway reads as a plugin reads
+        its SDK's error (``SandboxGateway.http_error``). With ``applied`` the sandbox made the
+        refund before answering (a 5xx after the effect, when the charge allows it). Queued
+        with ``script``'s outcomes, first in first out.
+        """
+        if type(status) is not int or not 400 <= status <= 599:
+            raise InvalidInput(f"an HTTP error status is 400-599, not {status!r}")
+        if not isinstance(body, bytes):
+            raise InvalidInput("an HTTP error body is bytes")
+        with self._books.write() as db:
+            seq = db.execute(
+                "INSERT INTO http_answers (status, body, applied) VALUES (?, ?, ?) RETURNING seq",
+                (status, body, int(applied)),
+            ).fetchone()[0]
+            db.execute(
+                "INSERT INTO scripts (charge_id, outcome) VALUES (?, ?)", (charge, f"http:{seq}")
+            )
+
     # --- charges -------------------------------------------------------------------------
 
     def set_disputed(self, charge_id: str, disputed: bool = True) -> None:
@@ -166,34 +190,57 @@ class SandboxControls:
                     *args,
                 ),
             ).fetchall()
-        return [self._webhook(row) for row in sorted(rows, key=lambda r: int(r["seq"]))]
+        ordered = sorted(rows, key=lambda r: int(r["seq"]))
+        return [self._webhook(row, previous="pending") for row in ordered]
 
     def reverse(self, gateway_refund_id: str) -> Delivery:
-        """Turn a succeeded refund into ``reversed`` (it failed later at the bank).
+        """Turn a succeeded refund into ``reversed`` (it failed later at the bank), as Adyen
+        reports it (``REFUNDED_REVERSED``).
 
         Returns its signed webhook delivery ``(headers, body)``.
         """
+        return self._after_success(gateway_refund_id, "reversed", REVERSAL_CODE)
+
+    def fail_after_success(self, gateway_refund_id: str) -> Delivery:
+        """Turn a succeeded refund into ``failed``, as Stripe reports a card refund that fails
+        after it succeeded (``refund.failed``: the refund's status is now failed).
+
+        Returns its signed webhook delivery ``(headers, body)``.
+        """
+        return self._after_success(gateway_refund_id, "failed", PENDING_FAILURE_CODE)
+
+    def _after_success(self, gateway_refund_id: str, status: str, code: str) -> Delivery:
         with self._books.write() as db:
             current = _existing_refund(db, gateway_refund_id)
             if current["status"] != "succeeded":
                 raise InvalidInput(
                     f"sandbox refund {gateway_refund_id!r} is {current['status']}; only a"
-                    " succeeded refund can be reversed"
+                    f" succeeded refund can become {status}"
                 )
             row = db.execute(
-                "UPDATE refunds SET status = 'reversed', failure_code = ?, failure_message = ?,"
+                "UPDATE refunds SET status = ?, failure_code = ?, failure_message = ?,"
                 " updated_at_us = ? WHERE gateway_refund_id = ? RETURNING *",
                 (
-                    REVERSAL_CODE,
+                    status,
+                    code,
                     "the bank returned the refund",
                     micros(self._books.now()),
                     gateway_refund_id,
                 ),
             ).fetchone()
+        return self._webhook(row, previous="succeeded")
+
+    def announce(self, gateway_refund_id: str) -> Delivery:
+        """The signed webhook about a refund as it stands now (any status, pending too): the
+        event a gateway sends again, or late, or out of order."""
+        with self._books.read() as db:
+            row = _existing_refund(db, gateway_refund_id)
         return self._webhook(row)
 
-    def _webhook(self, row: sqlite3.Row) -> Delivery:
-        """The signed ``refund.updated`` event a real gateway would send about ``row``."""
+    def _webhook(self, row: sqlite3.Row, previous: str | None = None) -> Delivery:
+        """The signed ``refund.updated`` event a real gateway would send about ``row``;
+        ``previous_status`` is the status it left, as Stripe's ``previous_attributes`` say
+        (a plugin must not read it to decide the refund's state)."""
         now = self._books.now()
         body = json.dumps(
             {
@@ -207,6 +254,7 @@ class SandboxControls:
                     "amount": row["amount"],
                     "currency": row["currency"],
                     "failure_code": row["failure_code"],
+                    "previous_status": previous,
                 },
             },
             separators=(",", ":"),

@@ -11,10 +11,13 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+
+import attrs
 
 from ..._errors import (
     ConfigurationError,
+    GatewayAuthenticationError,
     GatewayDeclined,
     GatewayError,
     GatewayPaymentNotFound,
@@ -32,6 +35,7 @@ from ..._gateway import (
     GatewayRefund,
     GatewayRefundRequest,
     GatewayRefundResult,
+    GatewayRefundStatus,
     GatewayRefundUpdate,
 )
 from ..._model import Card, Payment, new_id
@@ -39,6 +43,7 @@ from ..._money import Money
 from ._books import (
     MICROSECOND,
     REFUND_COLUMNS,
+    REFUND_STATUSES,
     STATUSES,
     SandboxBooks,
     check_refund,
@@ -65,6 +70,29 @@ DEFAULT_CARD: Final = Card(brand="visa", last4="4242", exp_month=12, exp_year=20
 IDEMPOTENCY_WINDOW: Final = timedelta(hours=24)
 
 _NOT_APPLIED: Final = frozenset({"timeout_before", "rate_limit", "unavailable"})
+
+#: Every error code the sandbox puts in an error answer (``error_body``), refusals first.
+ERROR_CODES: Final = (
+    "refund_declined",
+    "charge_disputed",
+    "currency_mismatch",
+    "amount_invalid",
+    "charge_unsettled",
+    "amount_too_large",
+    "idempotency_key_reused",
+    "resource_missing",
+    "rate_limited",
+    "unavailable",
+    "timeout",
+)
+
+
+@attrs.frozen
+class HttpAnswer:
+    """A scripted HTTP error answer (``script_http_error``), read by ``http_error``."""
+
+    status: int
+    body: bytes
 
 
 def _utcnow() -> datetime:
@@ -106,6 +134,8 @@ class SandboxGateway(SandboxControls, Gateway):
         void_if_unsettled=True,
         lookup=True,
     )
+    #: Every status a sandbox refund can be in → the kit's outcome (the status table).
+    REFUND_STATUSES: ClassVar[Mapping[str, GatewayRefundStatus]] = REFUND_STATUSES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -178,9 +208,38 @@ class SandboxGateway(SandboxControls, Gateway):
         with self._books.write() as db:
             answer = _refund_in(db, request, micros(self._books.now()))
         # Raised only after COMMIT: consumed scripts, stored declines and applied refunds stay.
+        if isinstance(answer, HttpAnswer):
+            raise self.http_error(answer.status, answer.body)
         if isinstance(answer, GatewayError):
             raise answer
         return answer
+
+    # --- HTTP error answers, read as a plugin reads its SDK's errors ---------------------
+
+    @staticmethod
+    def error_body(code: str, message: str) -> bytes:
+        """An error answer's body as the sandbox writes it: ``{"error": {code, message}}``."""
+        return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+    def http_error(self, status: int, body: bytes) -> GatewayError:
+        """What an HTTP error answer means. The status is read before any code in the body:
+        a 5xx may come after the refund was made, so it is a ``GatewayTimeout`` whatever the
+        body says; only a 4xx refuses. (A method: the conformance tests override it to build
+        a gateway that trusts the body of a 5xx, and check that the suite catches it.)"""
+        code = _error_code(body)
+        message = f"sandbox: HTTP {status}" + (f" ({code})" if code else "")
+        if status >= 500 or status == 409:  # 409: the same key is still being processed
+            return GatewayTimeout(
+                f"{message}; the refund may or may not have been made",
+                gateway_code=code or f"http_{status}",
+            )
+        if status == 429:
+            return GatewayRateLimited(message, gateway_code=code or "rate_limited")
+        if status in (401, 403):
+            return GatewayAuthenticationError(message, gateway_code=code or f"http_{status}")
+        if status == 404:
+            return GatewayPaymentNotFound(message, gateway_code=code or "resource_missing")
+        return GatewayDeclined(message, gateway_code=code or f"http_{status}")
 
     def lookup_refund(self, request: GatewayRefundRequest) -> GatewayRefundResult | None:
         """The newest refund sent with this key or for this refund id, or None.
@@ -273,11 +332,13 @@ def _insert_charge(db: sqlite3.Connection, payment: Payment) -> None:
 
 def _refund_in(
     db: sqlite3.Connection, request: GatewayRefundRequest, now_us: int
-) -> GatewayRefundResult | GatewayError:
+) -> GatewayRefundResult | GatewayError | HttpAnswer:
     stored = _remembered(db, request.idempotency_key, now_us)
     if stored is not None:
         return _replay(stored, request)
     outcome = _next_outcome(db, request)
+    if outcome.startswith("http:"):
+        return _http_answer(db, request, now_us, int(outcome.removeprefix("http:")))
     if outcome in _NOT_APPLIED:
         return _not_applied(outcome)
     refusal: GatewayError | None
@@ -295,6 +356,26 @@ def _refund_in(
         return refusal
     row = _insert_refund(db, request, now_us, outcome=outcome)
     return _timeout() if outcome == "timeout_after" else result_of(row)
+
+
+def _http_answer(
+    db: sqlite3.Connection, request: GatewayRefundRequest, now_us: int, seq: int
+) -> HttpAnswer:
+    row = db.execute("SELECT * FROM http_answers WHERE seq = ?", (seq,)).fetchone()
+    db.execute("DELETE FROM http_answers WHERE seq = ?", (seq,))
+    if row["applied"] and check_refund(db, request) is None:
+        _insert_refund(db, request, now_us)  # made, then the answer went wrong
+    return HttpAnswer(int(row["status"]), bytes(row["body"]))
+
+
+def _error_code(body: bytes) -> str | None:
+    """``error.code`` of a sandbox error body, or None for any other body."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and code else None
 
 
 def _remembered(db: sqlite3.Connection, key: str, now_us: int) -> sqlite3.Row | None:
