@@ -19,59 +19,55 @@ from typing import Any, Final
 import pytest
 import vcr
 import yaml  # type: ignore[import-untyped]
-from _adyen_cassettes import CASES, _same_request, adyen_value, interactions
+from _adyen_cassettes import CASES, EVENT_CODES_SPEC, _same_request, adyen_value, interactions
 from _adyen_harness import AdyenHarness
 from _adyen_webhooks import signed_refund_delivery
-from refundkit_adyen import AdyenGateway
+from refundkit_adyen import OTHER_EVENTS, STATUS_TABLE
 from refundkit_adyen import _errors as adyen_errors
+from refundkit_adyen._gateway import REPLY_STATUSES
 
 from refundkit import GatewayRefundRequest, Money
 from refundkit.testing import (
-    ConformanceHarness,
     GatewayConformance,
     Report,
     StatusTable,
     WebhookHistory,
 )
 
-#: Every status Adyen reports a refund in, in its words: ``received`` (Checkout API v72, the
-#: refund response's ``status`` enum, cassettes/adyen/openapi) and the refund webhooks of
-#: Adyen's Webhooks API v1 ``eventCode`` enum, with ``success`` where it decides the outcome.
+SPEC_EVENTS: Final[dict[str, list[str]]] = json.loads(EVENT_CODES_SPEC.read_text())
+
+#: Every status Adyen reports a refund in, in its words: the refund reply's ``status`` enum
+#: (Checkout API v72) and each refund eventCode of the Webhooks API's enum with each ``success``
+#: value (the codes the plugin places among ``OTHER_EVENTS`` say nothing about a refund; its
+#: own status walk, test_adyen_statuses.py, checks that every code of the spec is placed).
 ADYEN_STATUSES: Final = frozenset(
-    {
-        "received",
-        "REFUND:true",
-        "REFUND:false",
-        "REFUND_FAILED",
-        "REFUNDED_REVERSED",
-        "CANCEL_OR_REFUND:true",
-        "CANCEL_OR_REFUND:false",
+    {*REPLY_STATUSES}
+    | {
+        f"{code}:{success}"
+        for code in {*SPEC_EVENTS["eventCodes"], *SPEC_EVENTS["webhooks"]} - set(OTHER_EVENTS)
+        for success in ("true", "false")
     }
 )
 
 
 def plugin_table() -> Mapping[str, str]:
-    """The plugin's status table, keyed as ``ADYEN_STATUSES``: ``AdyenGateway.REFUND_STATUSES``
-    once the plugin declares it (it has none today)."""
-    table: Mapping[str, str] | None = getattr(AdyenGateway, "REFUND_STATUSES", None)
-    if table is None:
-        raise NotImplementedError("the Adyen plugin declares no AdyenGateway.REFUND_STATUSES")
-    return table
+    """The plugin's status table, keyed as ``ADYEN_STATUSES``."""
+    return STATUS_TABLE
 
 
 #: Refunds' lives as Adyen notifies them: (delivery kind of _adyen_webhooks, status) each.
 LIVES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "succeeded": (("success", "REFUND:true"),),
     "failed": (("failure", "REFUND:false"),),
-    "succeeded_then_failed": (("success", "REFUND:true"), ("refund_failed", "REFUND_FAILED")),
-    "succeeded_then_reversed": (("success", "REFUND:true"), ("reversed", "REFUNDED_REVERSED")),
+    "succeeded_then_failed": (("success", "REFUND:true"), ("refund_failed", "REFUND_FAILED:true")),
+    "succeeded_then_reversed": (("success", "REFUND:true"), ("reversed", "REFUNDED_REVERSED:true")),
 }
 
 
 class AdyenTruthHarness(AdyenHarness):
     """``AdyenHarness`` with Adyen's declarations for the gateway-truth scenarios."""
 
-    error_codes = (*adyen_errors._BY_CODE, "00_500", "100", "905")
+    error_codes = (*adyen_errors.BY_CODE_4XX, "000", "703", "00_500", "100", "905")
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
@@ -136,25 +132,8 @@ class AdyenTruthHarness(AdyenHarness):
         return WebhookHistory(name, amount, psp, refund_id, reports)
 
 
-#: Scenarios that wait on the plugin fix (branch i15-plugins); strict: they fail the run
-#: once the fix lands, so these marks are removed with the merge.
-WAITS_ON_PLUGIN_FIX = pytest.mark.xfail(raises=AssertionError, strict=True)
-
-
 class TestAdyenConformance(GatewayConformance):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[AdyenTruthHarness]:
         with AdyenTruthHarness(tmp_path) as harness:
             yield harness
-
-    @WAITS_ON_PLUGIN_FIX  # the plugin declares no status table (AdyenGateway.REFUND_STATUSES)
-    def test_status_table_is_complete(self, harness: ConformanceHarness) -> None:
-        super().test_status_table_is_complete(harness)
-
-    @WAITS_ON_PLUGIN_FIX  # errorCode is read before the HTTP status (a 5xx "137" is declined)
-    def test_server_error_never_releases_money(self, harness: ConformanceHarness) -> None:
-        super().test_server_error_never_releases_money(harness)
-
-    @WAITS_ON_PLUGIN_FIX  # no status table; REFUNDED_REVERSED reports succeeded, then reversed
-    def test_webhooks_converge_in_any_order(self, harness: ConformanceHarness) -> None:
-        super().test_webhooks_converge_in_any_order(harness)

@@ -32,7 +32,7 @@ def _parse(body: dict[str, Any], **config: Any) -> Any:
         ("success", ["succeeded"]),
         ("failure", ["failed"]),
         ("refund_failed", ["failed"]),
-        ("reversed", ["succeeded", "reversed"]),
+        ("reversed", ["reversed"]),
         ("cancel_or_refund", ["succeeded"]),
     ],
 )

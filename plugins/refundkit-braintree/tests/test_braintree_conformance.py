@@ -23,7 +23,6 @@ from refundkit_braintree import _gateway as braintree_gateway
 
 from refundkit import GatewayRefundRequest, Money
 from refundkit.testing import (
-    ConformanceHarness,
     GatewayConformance,
     Report,
     StatusTable,
@@ -117,21 +116,8 @@ class BraintreeTruthHarness(BraintreeHarness):
         return WebhookHistory(name, amount, credit, refund_id, reports)
 
 
-#: Scenarios that wait on the plugin fix (branch i15-plugins); strict: they fail the run
-#: once the fix lands, so these marks are removed with the merge.
-WAITS_ON_PLUGIN_FIX = pytest.mark.xfail(raises=AssertionError, strict=True)
-
-
 class TestBraintreeConformance(GatewayConformance):
     @pytest.fixture
     def harness(self) -> Iterator[BraintreeTruthHarness]:
         with BraintreeTruthHarness() as harness:
             yield harness
-
-    @WAITS_ON_PLUGIN_FIX  # authorizing, authorization_expired, settlement_* are not mapped
-    def test_status_table_is_complete(self, harness: ConformanceHarness) -> None:
-        super().test_status_table_is_complete(harness)
-
-    @WAITS_ON_PLUGIN_FIX  # a 503 becomes GatewayUnavailable, which releases the reservation
-    def test_server_error_never_releases_money(self, harness: ConformanceHarness) -> None:
-        super().test_server_error_never_releases_money(harness)

@@ -20,25 +20,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+import refundkit_stripe
 import yaml  # type: ignore[import-untyped]
 from _stripe_cassettes import CONFORMANCE, FIXTURES, create_refund, error_body
 from _stripe_support import STRIPE_VCR, StripeHarness
 from _stripe_webhooks import signed_refund_delivery
 from refundkit_stripe import _errors as stripe_errors
-from refundkit_stripe import _gateway as stripe_gateway
 
 from refundkit import GatewayRefundRequest, Money
 from refundkit.testing import (
-    ConformanceHarness,
     GatewayConformance,
     Report,
     StatusTable,
     WebhookHistory,
 )
 
-#: The plugin's status table. Today the module's private ``_STATUSES``; the plugin's public
-#: table (``StripeGateway.REFUND_STATUSES``) replaces it when it lands.
-STATUS_TABLE: Final = stripe_gateway._STATUSES
+#: The plugin's status table (a refund's status → the kit's outcome).
+STATUS_TABLE: Final = refundkit_stripe.STATUS_TABLE
 
 
 def spec_statuses() -> frozenset[str]:
@@ -137,21 +135,8 @@ class StripeTruthHarness(StripeHarness):
         return WebhookHistory(name, Money(1000, "USD"), gateway_refund_id, refund_id, reports)
 
 
-#: Scenarios that wait on the plugin fix (branch i15-plugins); strict: they fail the run
-#: once the fix lands, so these marks are removed with the merge.
-WAITS_ON_PLUGIN_FIX = pytest.mark.xfail(raises=AssertionError, strict=True)
-
-
 class TestStripeConformance(GatewayConformance):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[StripeTruthHarness]:
         with StripeTruthHarness(tmp_path) as harness:
             yield harness
-
-    @WAITS_ON_PLUGIN_FIX  # a 5xx whose body names a refusal code becomes GatewayDeclined
-    def test_server_error_never_releases_money(self, harness: ConformanceHarness) -> None:
-        super().test_server_error_never_releases_money(harness)
-
-    @WAITS_ON_PLUGIN_FIX  # refund.failed after success is reported "reversed", not "failed"
-    def test_webhooks_converge_in_any_order(self, harness: ConformanceHarness) -> None:
-        super().test_webhooks_converge_in_any_order(harness)

@@ -15,7 +15,14 @@ from _stripe_support import cassette, make_gateway
 from _stripe_webhooks import WEBHOOK_CONFIG, delivery, signed, signed_refund_delivery
 from refundkit_stripe._webhooks import sign
 
-from refundkit import Money, RefundKit, RefundStatus, WebhookVerificationError
+from refundkit import (
+    GatewayRefundRequest,
+    GatewayRefundResult,
+    Money,
+    RefundKit,
+    RefundStatus,
+    WebhookVerificationError,
+)
 
 
 def test_refund_updated_to_succeeded() -> None:
@@ -197,10 +204,29 @@ def test_pending_then_refund_updated_succeeds_once(stripe_kit: RefundKit) -> Non
     assert {line.kind for line in stripe_kit.journal(refund.id)} == {"refund"}
 
 
-def test_a_failure_delivered_before_its_success_fails_the_refund(stripe_kit: RefundKit) -> None:
+def _stripe_says(
+    kit: RefundKit, monkeypatch: pytest.MonkeyPatch, status: str, amount: Money
+) -> list[str]:
+    """Stripe's refund as it stands, for the lookup the kit makes when an update contradicts
+    what it holds; returns the list of refund ids looked up."""
+    asked: list[str] = []
+
+    def lookup(request: GatewayRefundRequest) -> GatewayRefundResult:
+        asked.append(request.refund_id)
+        return GatewayRefundResult(status, None, amount)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kit.gateway("stripe"), "lookup_refund", lookup)
+    return asked
+
+
+def test_a_failure_delivered_before_its_success_fails_the_refund(
+    stripe_kit: RefundKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 15: a pending refund succeeds, then fails at Stripe; the refund.failed (previous
     status succeeded) arrives before the refund.updated to succeeded. The refund ends failed,
-    its amount released, and the stale success books nothing: no charge.refunded, no journal."""
+    its amount released, and the stale success books nothing: no charge.refunded, no journal.
+    The stale success contradicts the failure the kit holds, so Stripe is asked first."""
+    asked = _stripe_says(stripe_kit, monkeypatch, "failed", Money(1000, "USD"))
     payment_id = _pay(stripe_kit, "webhook_succeeded")
     with cassette(CASSETTES / "kit" / "pending_then_webhook.yaml"):
         refund = stripe_kit.refund(payment_id, Money(1000, "USD"))
@@ -212,8 +238,10 @@ def test_a_failure_delivered_before_its_success_fails_the_refund(stripe_kit: Ref
     assert failed.id == refund.id
     assert failed.status is RefundStatus.FAILED
     assert failed.failure_code == "declined"
+    assert asked == []
     [late] = stripe_kit.handle_gateway_webhook("stripe", *delivery("refund_updated_succeeded"))
     assert late.status is RefundStatus.FAILED
+    assert asked == [refund.id]
     assert stripe_kit.quote(payment_id).max_amount == Money(3000, "USD")
     assert stripe_kit.payment(payment_id).refunded == Money(0, "USD")
     assert stripe_kit.journal(refund.id) == []
@@ -222,7 +250,12 @@ def test_a_failure_delivered_before_its_success_fails_the_refund(stripe_kit: Ref
     assert types == ["refund.pending", "refund.failed"]
 
 
-def test_succeeded_then_refund_failed_is_reversed_with_its_journal(stripe_kit: RefundKit) -> None:
+def test_succeeded_then_refund_failed_is_reversed_with_its_journal(
+    stripe_kit: RefundKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure of a refund the kit holds succeeded contradicts it: Stripe confirms the
+    failure, and the refund is reversed with its journal."""
+    asked = _stripe_says(stripe_kit, monkeypatch, "failed", Money(1000, "GBP"))
     payment_id = _pay(stripe_kit, "webhook_failed")
     with cassette(CASSETTES / "kit" / "succeeded_then_webhook.yaml"):
         refund = stripe_kit.refund(payment_id, Money(1000, "GBP"))
@@ -232,6 +265,7 @@ def test_succeeded_then_refund_failed_is_reversed_with_its_journal(stripe_kit: R
         "stripe", *delivery("refund_failed_after_success")
     )
     assert applied.status is RefundStatus.REVERSED
+    assert asked == [refund.id]
     assert stripe_kit.payment(payment_id).refunded == Money(0, "GBP")
     kinds = sorted(line.kind for line in stripe_kit.journal(refund.id))
     assert kinds == ["refund", "refund", "reversal", "reversal"]

@@ -55,8 +55,9 @@ S = RefundStatus
 #: One inbound webhook as a web framework hands it over: (headers, raw body).
 Delivery = tuple[Mapping[str, str], bytes]
 
-#: The kit's outcomes a status table may map to.
-OUTCOMES: Final[frozenset[str]] = frozenset(get_args(GatewayRefundStatus))
+#: The kit's outcomes a status table may map to; ``unknown`` is a status the plugin holds the
+#: refund on (a reply raises ``GatewayError``, a webhook gives no update), never a release.
+OUTCOMES: Final[frozenset[str]] = frozenset(get_args(GatewayRefundStatus)) | {"unknown"}
 _PAID_OUT: Final = frozenset({"succeeded", "reversed"})
 _MONEY_BACK: Final = frozenset({"failed", "reversed"})
 

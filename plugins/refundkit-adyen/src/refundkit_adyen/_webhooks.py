@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from refundkit import GatewayRefundStatus, GatewayRefundUpdate, Money, WebhookVerificationError
+from refundkit import GatewayRefundUpdate, Money, WebhookVerificationError
 
 #: What a gateway says a refund is in now: a refundkit status, or "unknown" (not classified:
 #: the refund is held as it is).
@@ -37,8 +37,8 @@ _SIGNED: Final = (
 
 #: What a refund is in now, for each refund event code and ``success`` value: a refundkit status,
 #: or "unknown" (the item says nothing the plugin can classify: no update, the refund is held
-#: as it is). Keys are ``"<eventCode>:<success>"``. ``REFUNDED_REVERSED`` is delivered as two
-#: updates, succeeded then reversed, so a reversal that arrives before its ``REFUND`` is kept.
+#: as it is). Keys are ``"<eventCode>:<success>"``. A ``REFUNDED_REVERSED`` that arrives before
+#: its ``REFUND`` is kept: refundkit books the success it proves, then the reversal.
 STATUS_TABLE: Final[Mapping[str, StatusOutcome]] = MappingProxyType(
     {
         "REFUND:true": "succeeded",
@@ -173,18 +173,12 @@ def _verify_item(item: Mapping[str, Any], key: bytes) -> None:
 
 
 def refund_updates(item: Mapping[str, Any], amounts: Amounts) -> list[GatewayRefundUpdate]:
-    """What one verified item says about a refund (nothing for other events).
-
-    ``REFUNDED_REVERSED`` gives two updates, succeeded then reversed: a reversal proves the
-    refund had succeeded, so a reversal delivered before its ``REFUND`` is not lost.
-    """
+    """What one verified item says about a refund (nothing for other events): the state Adyen
+    holds it in now, whatever came before."""
     event = item.get("eventCode")
     outcome = status_of(event, item.get("success"))
     if outcome is None or outcome == "unknown":
         return []
-    statuses: list[GatewayRefundStatus] = (
-        ["succeeded", "reversed"] if outcome == "reversed" else [outcome]
-    )
     amount = _amount(item, amounts)
     psp = item.get("pspReference")
     reference = item.get("merchantReference")
@@ -192,14 +186,13 @@ def refund_updates(item: Mapping[str, Any], amounts: Amounts) -> list[GatewayRef
     event_id = f"{psp}:{event}:{item.get('success')}"
     return [
         GatewayRefundUpdate(
-            status=status,
+            status=outcome,
             refund_id=reference if isinstance(reference, str) and reference else None,
             gateway_refund_id=psp if isinstance(psp, str) and psp else None,
             amount=amount,
-            failure_code=failed_code if status in ("failed", "reversed") else None,
+            failure_code=failed_code if outcome in ("failed", "reversed") else None,
             event_id=event_id,
         )
-        for status in statuses
     ]
 
 

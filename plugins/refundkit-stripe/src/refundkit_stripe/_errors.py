@@ -144,8 +144,18 @@ def _refined(exc: stripe.StripeError, code: str | None, message: str) -> Gateway
 
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
-    """Run a Stripe call; any ``stripe.StripeError`` leaves as a refundkit error (cause kept)."""
+    """Run a Stripe call; any ``stripe.StripeError`` leaves as a refundkit error (cause kept).
+
+    Anything else the SDK raises (it trips on some 5xx bodies: a string ``error``, bytes that
+    are not UTF-8) came after the request may have been applied: a plain ``GatewayError``,
+    which holds the refund until it is looked up."""
     try:
         yield
     except stripe.StripeError as exc:
         raise translate(exc) from exc
+    except RefundkitError:
+        raise
+    except Exception as exc:
+        raise GatewayError(
+            f"stripe: the answer could not be read ({type(exc).__name__}); the outcome is unknown"
+        ) from exc
