@@ -44,6 +44,7 @@ from refundkit._errors import (
     GatewayUnavailable,
     IdempotencyConflict,
     RefundNotAllowed,
+    RefundReleased,
     RequestInProgress,
     WebhookVerificationError,
 )
@@ -159,7 +160,7 @@ class RefundMachine(RuleBasedStateMachine):
     def _open(self) -> RefundKit:
         # The sandbox's books in a file of the example's own, on either store, so they outlive
         # a crash and restart of the kit.
-        return RefundKit.open(
+        kit = RefundKit.open(
             self.url,
             autoload=False,
             clock=self.clock,
@@ -169,6 +170,8 @@ class RefundMachine(RuleBasedStateMachine):
             retry_schedule=RETRY_SCHEDULE,
             gateways={"sandbox": {"path": str(self.dir / "sandbox.db")}},
         )
+        kit.runtime.db_clock = self.clock  # the model's time is the database's too
+        return kit
 
     @property
     def sandbox(self) -> SandboxGateway:
@@ -246,7 +249,9 @@ class RefundMachine(RuleBasedStateMachine):
         if altered:
             expected = IdempotencyConflict
         elif first.status is S.FAILED:
-            expected = GatewayDeclined
+            # Released by recovery before it was sent (a crash at "reserved"): RefundReleased.
+            released = first.failure_code == "not_submitted"
+            expected = RefundReleased if released else GatewayDeclined
         elif first.status in (S.RESERVED, S.SUBMITTED) and (
             self.clock.now - first.updated_at < self.kit.in_flight_timeout
         ):
@@ -254,7 +259,7 @@ class RefundMachine(RuleBasedStateMachine):
         got: Refund | Exception
         try:
             got = self.kit.refund(k.payment_id, Money(amount, pay.currency), idempotency_key=k.key)
-        except (IdempotencyConflict, GatewayDeclined, RequestInProgress) as exc:
+        except (IdempotencyConflict, GatewayDeclined, RefundReleased, RequestInProgress) as exc:
             got = exc
         if isinstance(got, Exception):
             assert type(got) is expected, f"{type(got).__name__}, expected {expected}"

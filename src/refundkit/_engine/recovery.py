@@ -4,6 +4,11 @@ Each worker claims the due ones first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)
 recovery workers never look the same refund up twice for one attempt (R-2.6). A refund is
 re-sent (with its original key) only when the lookup finds nothing and the gateway's
 idempotency window still covers the key; after the last attempt it goes to ``manual_review``.
+
+A ``reserved`` or ``submitted`` refund is looked at only once its worker is taken for dead: not
+touched for ``in_flight_timeout`` by the database's clock (never this machine's against
+another's). A ``reserved`` one is then released by a move from ``reserved`` only, so a worker
+that was merely stalled finds it moved and never sends it (the fence, ``refunds.submit``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,17 @@ class RecoveryReport:
             "still_unknown": [r.to_dict() for r in self.still_unknown],
             "manual_review": [r.to_dict() for r in self.manual_review],
         }
+
+
+#: The failure code of a ``reserved`` refund released because its worker was taken for dead.
+NOT_SUBMITTED = "not_submitted"
+#: That release: from ``reserved`` only (once ``submitted``, the worker may be sending it).
+NEVER_SENT = Transition(
+    S.FAILED,
+    failure_code=NOT_SUBMITTED,
+    failure_message="the refund never reached the gateway",
+    froms=(S.RESERVED,),
+)
 
 
 def recover(rt: Runtime, payment_id: str | None = None, *, force: bool = False) -> RecoveryReport:
@@ -79,12 +95,13 @@ def candidates(
 
 
 def claim_due(rt: Runtime, payment_id: str | None, now: datetime) -> list[Refund]:
-    """Claim a batch of due refunds, leased for the in-flight timeout (R-2.6)."""
+    """Claim a batch of due refunds, leased for the in-flight timeout (R-2.6). Abandoned
+    ``reserved``/``submitted`` ones by the database's clock, the one they were stamped with."""
     with rt.store.write() as tx:
         return st.claim_due(
             tx,
             now,
-            now - rt.in_flight_timeout,
+            rt.db_now(tx) - rt.in_flight_timeout,
             now + rt.in_flight_timeout,
             batch=rt.recovery_batch,
             payment_id=payment_id,
@@ -116,15 +133,10 @@ def recover_one(rt: Runtime, refund: Refund, now: datetime) -> Refund:
         return schedule_retry(rt, refund, payment, f"lookup failed: {exc}")
     if found is not None:
         return settle_found(rt, refund, payment, found)
-    if now - refund.updated_at < rt.in_flight_timeout:
-        return refund  # another worker may still be sending it: only a found result counts
+    if not _given_up(rt, refund, now):
+        return refund  # its worker may still be sending it: only a found result counts
     if refund.status is S.RESERVED:
-        never_sent = Transition(
-            S.FAILED,
-            failure_code="not_submitted",
-            failure_message="the refund never reached the gateway",
-        )
-        return apply(rt, refund, payment, never_sent)
+        return apply(rt, refund, payment, NEVER_SENT)
     if refund.status is S.PENDING:
         return schedule_retry(rt, refund, payment, "pending refund not found by lookup")
     window = gw.capabilities.idempotency_window_hours
@@ -133,6 +145,17 @@ def recover_one(rt: Runtime, refund: Refund, now: datetime) -> Refund:
     ):
         return _resend(rt, refund, payment, gw, request)
     return schedule_retry(rt, refund, payment, "not found at the gateway")
+
+
+def _given_up(rt: Runtime, refund: Refund, now: datetime) -> bool:
+    """May recovery act on a refund the gateway does not know? A ``reserved``/``submitted``
+    one only once its worker is taken for dead, by the database's clock; any other once it
+    has rested for the in-flight timeout (no release follows from that)."""
+    if refund.status in (S.RESERVED, S.SUBMITTED):
+        with rt.store.read() as tx:
+            db_now = rt.db_now(tx)
+        return rt.in_flight_stale(refund.updated_at, db_now)
+    return now - refund.updated_at >= rt.in_flight_timeout
 
 
 def _resend(
