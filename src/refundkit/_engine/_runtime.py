@@ -42,7 +42,8 @@ class Runtime:
     recovery_batch: int = 20
     #: Named crash points for tests (R-2.2): called with "reserved", "submitted",
     #: "gateway_returned", "confirmed" (before the outbox relay) and "published" (the relay
-    #: handed events to listeners and has not marked them dispatched yet).
+    #: handed events to listeners and has not marked them dispatched yet); also "decided" (a
+    #: person's decision checked, not yet written), where race tests pause.
     checkpoint: Callable[[str], None] = _no_checkpoint
     #: The clock an in-flight refund is stamped with and recovery judges it stale by: None is
     #: the database's own (DESIGN "Fencing": never a comparison of two machines' clocks).
