@@ -114,7 +114,7 @@ def run(rt: Runtime, ask: Ask) -> Refund:
                 return refund
             case NeedsRecovery():
                 # Whatever stays unknown after the lookup still counts against the cap.
-                recovery.recover(rt, ask.payment_id, force=True)
+                recovery.look_up(rt, ask.payment_id)
                 recovered = True
             case NeedsRefresh():
                 payments.refresh_unsettled(rt, ask.payment_id)
