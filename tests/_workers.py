@@ -7,9 +7,19 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from refundkit import InsufficientRefundableBalance, Money, RefundKit, RefundNotAllowed, hookimpl
+import attrs
+
+from refundkit import (
+    InsufficientRefundableBalance,
+    Money,
+    RefundKit,
+    RefundNotAllowed,
+    RefundStatus,
+    hookimpl,
+)
 from refundkit import _store as st
-from refundkit._engine import Runtime, payments, recovery, refunds
+from refundkit._engine import Runtime, outcomes, payments, recovery, refunds
+from refundkit._engine.gateways import refund_request
 from refundkit._model import Refund
 from refundkit._policy import check_amount
 
@@ -35,6 +45,22 @@ def naive_reserve(
         assert current.held is not None
         st.add_held(tx, payment_id, held + amount.amount - current.held.amount)
     return refunds.Reservation(refund, payment, void=False, keep_key=False)
+
+
+def unfenced_submit(rt: Runtime, reservation: refunds.Reservation) -> Refund:
+    """The submit every refund path had before fencing (mutation): the ``submitted`` mark's
+    outcome is ignored, so a worker whose refund recovery released while it stalled sends it
+    anyway. Used only to prove the stall test can see a released refund being sent."""
+    refund, payment = reservation.refund, reservation.payment
+    with rt.store.write() as tx:
+        submitted = {"status": "submitted", "updated_at": rt.db_stamp()}
+        st.transition_refund(tx, refund.id, ("reserved",), submitted)  # result ignored
+    refund = attrs.evolve(refund, status=RefundStatus.SUBMITTED)
+    rt.checkpoint("submitted")
+    gw = rt.gateway(payment.gateway)
+    result = refunds.call_gateway(rt, gw, refund_request(refund, payment, reservation.void))
+    rt.checkpoint("gateway_returned")
+    return outcomes.apply_result(rt, refund, payment, result)
 
 
 def open_worker_kit(db_url: str, sandbox_path: str, **options: Any) -> RefundKit:
@@ -151,6 +177,7 @@ def recover_worker(
     kit = open_worker_kit(
         db_url, sandbox_path, plugins=[DeliveryLog(log_path)], clock=lambda: later
     )
+    kit.runtime.db_clock = lambda: later  # later for the database too: the worker is dead
     report = kit.recover()
     out.put(report.to_dict())
     kit.close()

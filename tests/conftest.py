@@ -85,6 +85,9 @@ def open_kit(db_url: str, sandbox_path: str, **options: Any) -> RefundKit:
 @pytest.fixture
 def kit(db_url: str, clock: FakeClock, sandbox_path: str) -> Iterator[RefundKit]:
     k = open_kit(db_url, sandbox_path, clock=clock, retry_backoff=0)
+    # The fake clock is time itself here: it stands for the database's clock too (in-flight
+    # refunds are stamped with it and judged stale by it; by default the database's own).
+    k.runtime.db_clock = clock
     yield k
     k.close()
 

@@ -32,7 +32,8 @@ release a reservation (``refundkit._gateway.DEFINITE_REFUSALS``, with ``InvalidM
     │   ├── GatewayPaymentNotFound  (gateway_payment_not_found) *
     │   ├── GatewayRateLimited  (gateway_rate_limited) *
     │   ├── GatewayUnavailable  (gateway_unavailable) *
-    │   └── GatewayTimeout  (gateway_timeout)
+    │   ├── GatewayTimeout  (gateway_timeout)
+    │   └── RefundReleased  (refund_released)
     ├── WebhookVerificationError  (webhook_verification_failed)
     │   ├── WebhookHeaderMissing  (webhook_header_missing)
     │   ├── WebhookHeaderMalformed  (webhook_header_malformed)
@@ -285,6 +286,15 @@ class GatewayTimeout(GatewayError):
     """The request may or may not have taken effect: the refund becomes ``unknown``."""
 
     code = "gateway_timeout"
+
+
+class RefundReleased(GatewayError):
+    """The refund never reached the gateway: while its worker stalled between reserving and
+    sending it, recovery (or a person) released it, so it was not sent (fencing). Nothing was
+    refunded; ``refund`` is the refund as recorded (``failed``, ``not_submitted``). Refund
+    again with a new idempotency key."""
+
+    code = "refund_released"
 
 
 class AmountNotRepresentable(InvalidMoney):

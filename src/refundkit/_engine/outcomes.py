@@ -37,6 +37,8 @@ def of_result(refund: Refund, result: GatewayRefundResult) -> Transition:
         gateway_refund_id=result.gateway_refund_id,
         failure_code=result.failure_code,
         failure_message=result.failure_message,
+        # The gateway says it failed: after a success that is a reversal.
+        reverses=True,
     )
 
 

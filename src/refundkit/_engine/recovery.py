@@ -4,11 +4,19 @@ Each worker claims the due ones first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)
 recovery workers never look the same refund up twice for one attempt (R-2.6). A refund is
 re-sent (with its original key) only when the lookup finds nothing and the gateway's
 idempotency window still covers the key; after the last attempt it goes to ``manual_review``.
+
+A ``reserved`` or ``submitted`` refund is looked at only once its worker is taken for dead: not
+touched for ``in_flight_timeout`` by the database's clock (never this machine's against
+another's). A ``reserved`` one is then released by a move from ``reserved`` only, so a worker
+that was merely stalled finds it moved and never sends it (the fence, ``refunds.submit``).
+
+The look-ups made on the way to a new refund (``look_up``, R-2.9) use no attempt of the
+schedule: only scheduled passes (and ``recover(force=True)``, a person's) count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +32,8 @@ from .gateways import refund_request
 from .transitions import Transition, apply
 
 S = RefundStatus
+#: What a look-up that settled nothing does: ``schedule_retry``, or nothing (``_no_attempt``).
+Retry = Callable[[Runtime, Refund, Payment, str], Refund]
 
 
 @attrs.frozen
@@ -42,14 +52,34 @@ class RecoveryReport:
         }
 
 
-def recover(rt: Runtime, payment_id: str | None = None, *, force: bool = False) -> RecoveryReport:
-    """One pass over the due in-flight refunds (all of them with ``force``)."""
+#: The failure code of a ``reserved`` refund released because its worker was taken for dead.
+NOT_SUBMITTED = "not_submitted"
+#: That release: from ``reserved`` only (once ``submitted``, the worker may be sending it).
+NEVER_SENT = Transition(
+    S.FAILED,
+    failure_code=NOT_SUBMITTED,
+    failure_message="the refund never reached the gateway",
+    froms=(S.RESERVED,),
+)
+
+
+def look_up(rt: Runtime, payment_id: str) -> RecoveryReport:
+    """Every in-flight refund of a payment looked up before a new refund on it (R-2.9); these
+    look-ups use no attempt of the refunds' schedules."""
+    return recover(rt, payment_id, force=True, counts=False)
+
+
+def recover(
+    rt: Runtime, payment_id: str | None = None, *, force: bool = False, counts: bool = True
+) -> RecoveryReport:
+    """One pass over the due in-flight refunds (all of them with ``force``). With ``counts``
+    each look-up that settles nothing is one attempt of the refund's schedule."""
     now = rt.clock()
     resolved: list[Refund] = []
     unknown: list[Refund] = []
     review: list[Refund] = []
     for refund in candidates(rt, payment_id, now, force=force):
-        outcome = recover_one(rt, refund, now)
+        outcome = recover_one(rt, refund, now, counts=counts)
         if outcome.status is S.MANUAL_REVIEW:
             review.append(outcome)
         elif outcome.status.in_flight and outcome.status is not S.PENDING:
@@ -79,12 +109,13 @@ def candidates(
 
 
 def claim_due(rt: Runtime, payment_id: str | None, now: datetime) -> list[Refund]:
-    """Claim a batch of due refunds, leased for the in-flight timeout (R-2.6)."""
+    """Claim a batch of due refunds, leased for the in-flight timeout (R-2.6). Abandoned
+    ``reserved``/``submitted`` ones by the database's clock, the one they were stamped with."""
     with rt.store.write() as tx:
         return st.claim_due(
             tx,
             now,
-            now - rt.in_flight_timeout,
+            rt.db_now(tx) - rt.in_flight_timeout,
             now + rt.in_flight_timeout,
             batch=rt.recovery_batch,
             payment_id=payment_id,
@@ -104,78 +135,96 @@ def due(rt: Runtime) -> list[tuple[Refund, datetime]]:
     return sorted(out, key=lambda pair: (pair[1], pair[0].id))
 
 
-def recover_one(rt: Runtime, refund: Refund, now: datetime) -> Refund:
+def recover_one(rt: Runtime, refund: Refund, now: datetime, *, counts: bool = True) -> Refund:
     payment = payments.get(rt, refund.payment_id)
     gw = rt.gateway(refund.gateway)
+    retry = schedule_retry if counts else _no_attempt
     if refund.imported:
-        return _recover_imported(rt, refund, payment, gw)
+        return _recover_imported(rt, refund, payment, gw, retry)
     request = request_for(rt, refund, payment)
     try:
         found = gw.lookup_refund(request) if gw.capabilities.lookup else None
     except RefundkitError as exc:
-        return schedule_retry(rt, refund, payment, f"lookup failed: {exc}")
+        return retry(rt, refund, payment, f"lookup failed: {exc}")
     if found is not None:
-        return settle_found(rt, refund, payment, found)
-    if now - refund.updated_at < rt.in_flight_timeout:
-        return refund  # another worker may still be sending it: only a found result counts
+        return settle_found(rt, refund, payment, found, retry)
+    if not _given_up(rt, refund, now):
+        return refund  # its worker may still be sending it: only a found result counts
     if refund.status is S.RESERVED:
-        never_sent = Transition(
-            S.FAILED,
-            failure_code="not_submitted",
-            failure_message="the refund never reached the gateway",
-        )
-        return apply(rt, refund, payment, never_sent)
+        return apply(rt, refund, payment, NEVER_SENT)
     if refund.status is S.PENDING:
-        return schedule_retry(rt, refund, payment, "pending refund not found by lookup")
+        return retry(rt, refund, payment, "pending refund not found by lookup")
     window = gw.capabilities.idempotency_window_hours
     if gw.capabilities.idempotency_keys and (
         window is None or now - refund.created_at < timedelta(hours=window)
     ):
-        return _resend(rt, refund, payment, gw, request)
-    return schedule_retry(rt, refund, payment, "not found at the gateway")
+        return _resend(rt, refund, payment, gw, request, retry)
+    return retry(rt, refund, payment, "not found at the gateway")
+
+
+def _given_up(rt: Runtime, refund: Refund, now: datetime) -> bool:
+    """May recovery act on a refund the gateway does not know? A ``reserved``/``submitted``
+    one only once its worker is taken for dead, by the database's clock; any other once it
+    has rested for the in-flight timeout (no release follows from that)."""
+    if refund.status in (S.RESERVED, S.SUBMITTED):
+        with rt.store.read() as tx:
+            db_now = rt.db_now(tx)
+        return rt.in_flight_stale(refund.updated_at, db_now)
+    return now - refund.updated_at >= rt.in_flight_timeout
 
 
 def _resend(
-    rt: Runtime, refund: Refund, payment: Payment, gw: Gateway, request: GatewayRefundRequest
+    rt: Runtime,
+    refund: Refund,
+    payment: Payment,
+    gw: Gateway,
+    request: GatewayRefundRequest,
+    retry: Retry,
 ) -> Refund:
     """Same key, inside the gateway's window: the gateway deduplicates it (R-1.4)."""
     try:
         result = gw.refund(request)
     except GatewayTimeout as exc:
-        return schedule_retry(rt, refund, payment, str(exc))
+        return retry(rt, refund, payment, str(exc))
     except GatewayDeclined as exc:
         declined = Transition(
             S.FAILED, failure_code=exc.gateway_code or exc.code, failure_message=str(exc)
         )
         return apply(rt, refund, payment, declined)
     except RefundkitError as exc:
-        return schedule_retry(rt, refund, payment, str(exc))
+        return retry(rt, refund, payment, str(exc))
     return outcomes.apply_result(rt, refund, payment, result)
 
 
-def _recover_imported(rt: Runtime, refund: Refund, payment: Payment, gw: Gateway) -> Refund:
+def _recover_imported(
+    rt: Runtime, refund: Refund, payment: Payment, gw: Gateway, retry: Retry
+) -> Refund:
     """An imported refund never carried our id to the gateway, so ``lookup_refund`` cannot
     find it; the gateway's refund list can, by its gateway refund id. Without a list the next
     ``reconcile`` settles it. Never sent, so never re-sent."""
     try:
         listable, found = listed(gw, payment, refund)
     except RefundkitError as exc:
-        return schedule_retry(rt, refund, payment, f"listing refunds failed: {exc}")
+        return retry(rt, refund, payment, f"listing refunds failed: {exc}")
     if found is None:
         why = "imported refund not listed by the gateway" if listable else "run reconcile"
-        return schedule_retry(rt, refund, payment, why)
-    return settle_found(rt, refund, payment, found)
+        return retry(rt, refund, payment, why)
+    return settle_found(rt, refund, payment, found, retry)
 
 
 def settle_found(
-    rt: Runtime, refund: Refund, payment: Payment, found: GatewayRefundResult
+    rt: Runtime,
+    refund: Refund,
+    payment: Payment,
+    found: GatewayRefundResult,
+    retry: Retry,
 ) -> Refund:
     outcome = outcomes.apply_result(rt, refund, payment, found)
     if outcome.status is S.PENDING:
-        # Each lookup that finds it still pending is one attempt of the schedule, so a refund
-        # the gateway never settles reaches manual_review (R-2.5) instead of being looked up
+        # Each scheduled lookup that finds it still pending is one attempt, so a refund the
+        # gateway never settles reaches manual_review (R-2.5) instead of being looked up
         # forever; a later webhook still settles it from there.
-        return schedule_retry(rt, outcome, payment, "still pending at the gateway")
+        return retry(rt, outcome, payment, "still pending at the gateway")
     return outcome
 
 
@@ -199,6 +248,12 @@ def request_for(rt: Runtime, refund: Refund, payment: Payment) -> GatewayRefundR
     with rt.store.read() as tx:
         void = st.refund_is_void(tx, refund.id)
     return refund_request(refund, payment, void)
+
+
+def _no_attempt(rt: Runtime, refund: Refund, payment: Payment, why: str) -> Refund:
+    """A look-up on the way to a new refund that settled nothing: it changes nothing, and
+    uses no attempt of the schedule (only scheduled passes do)."""
+    return refund
 
 
 def schedule_retry(rt: Runtime, refund: Refund, payment: Payment, why: str) -> Refund:

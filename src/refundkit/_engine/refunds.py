@@ -3,7 +3,8 @@
 1. *reserve* — payment row locked; idempotency check; quote from current state; the refund is
    written ``reserved`` with a gateway key derived from its id; its amount is held at once.
    It returns a ``Reservation``, a ``Replay`` of the same key, or what must happen first.
-2. *submit* — marked ``submitted``, then the gateway is called outside any transaction.
+2. *submit* — marked ``submitted`` (a conditional move from ``reserved``: the fence), then the
+   gateway is called outside any transaction, only if that move committed.
 3. *confirm* — the outcome (``outcomes``) is applied through ``transitions.apply``: a
    conditional update with its journal and outbox event in the same transaction.
 """
@@ -28,6 +29,7 @@ from .._errors import (
     PaymentNotFound,
     RefundkitError,
     RefundNotFound,
+    RefundReleased,
     RequestInProgress,
 )
 from .._gateway import Gateway, GatewayRefundRequest, GatewayRefundResult
@@ -112,7 +114,7 @@ def run(rt: Runtime, ask: Ask) -> Refund:
                 return refund
             case NeedsRecovery():
                 # Whatever stays unknown after the lookup still counts against the cap.
-                recovery.recover(rt, ask.payment_id, force=True)
+                recovery.look_up(rt, ask.payment_id)
                 recovered = True
             case NeedsRefresh():
                 payments.refresh_unsettled(rt, ask.payment_id)
@@ -140,7 +142,7 @@ def reserve(rt: Runtime, ask: Ask, *, ignore_unknown: bool, refreshed: bool) -> 
         with rt.store.write() as tx:
             found = st.refund_by_key(tx, ask.key) if ask.key is not None else None
             if found is not None:
-                return Replay(replay(rt, *found, ask.fingerprint))
+                return Replay(replay(rt, tx, *found, ask.fingerprint))
             reserved = _reserve_in(rt, tx, ask, ignore_unknown=ignore_unknown, refreshed=refreshed)
     except rt.store.integrity_errors:
         # A concurrent request with the same key won the insert: replay it (R-1.1).
@@ -148,9 +150,9 @@ def reserve(rt: Runtime, ask: Ask, *, ignore_unknown: bool, refreshed: bool) -> 
             raise
         with rt.store.read() as tx:
             found = st.refund_by_key(tx, ask.key)
-        if found is None:
-            raise
-        return Replay(replay(rt, *found, ask.fingerprint))
+            if found is None:
+                raise
+            return Replay(replay(rt, tx, *found, ask.fingerprint))
     if isinstance(reserved, Reservation):
         rt.checkpoint("reserved")
     return reserved
@@ -176,8 +178,12 @@ def _reserve_in(
     # Unrepresentable amounts are refused before anything is written.
     rt.gateway(payment.gateway).to_gateway_amount(amount)
     refund = new_refund(payment, amount, ask.reason, ask.actor, ask.key, rt.clock(), lot)
+    # Stamped by the database's clock, the one recovery judges a stalled worker by.
+    stamp = rt.db_stamp()
+    if stamp is not None:
+        refund = attrs.evolve(refund, updated_at=stamp)
     void = q.full_only and not payment.settled
-    st.insert_refund(tx, refund, ask.fingerprint, void=void)
+    st.insert_refund(tx, refund, ask.fingerprint, void=void, stamp_by_db=stamp is None)
     _hold(tx, refund, payment, lot)
     return Reservation(refund, payment, void, ask.keep_key)
 
@@ -194,17 +200,21 @@ def _hold(tx: st.Tx, refund: Refund, payment: Payment, lot: BalanceLot | None) -
         st.move_lot(tx, lot.id, -amt, kind="refund", now=refund.created_at, refund_id=refund.id)
 
 
-def replay(rt: Runtime, refund: Refund, stored_fingerprint: str, fingerprint: str) -> Refund:
+def replay(
+    rt: Runtime, tx: st.Tx, refund: Refund, stored_fingerprint: str, fingerprint: str
+) -> Refund:
     """Same key: the stored outcome, or a conflict if the parameters differ (R-1.2, R-1.3)."""
     if stored_fingerprint != fingerprint:
         raise IdempotencyConflict(
             f"idempotency key {refund.idempotency_key!r} was used for a different refund "
             f"({refund.amount} of {refund.payment_id}); use a new key"
         )
-    if refund.status in (S.RESERVED, S.SUBMITTED) and (
-        rt.clock() - refund.updated_at < rt.in_flight_timeout
+    if refund.status in (S.RESERVED, S.SUBMITTED) and not rt.in_flight_stale(
+        refund.updated_at, rt.db_now(tx)
     ):
         raise RequestInProgress(f"refund {refund.id} is still being executed; retry shortly")
+    if refund.status is S.FAILED and refund.failure_code == recovery.NOT_SUBMITTED:
+        raise released(refund)
     if refund.status is S.FAILED:
         raise GatewayDeclined(
             refund.failure_message or "the gateway declined this refund",
@@ -215,13 +225,18 @@ def replay(rt: Runtime, refund: Refund, stored_fingerprint: str, fingerprint: st
 
 
 def submit(rt: Runtime, reservation: Reservation) -> Refund:
-    """Transactions 2 and 3: mark it submitted, call the gateway, apply what it said."""
+    """Transactions 2 and 3: mark it submitted, call the gateway, apply what it said.
+
+    The mark is the fence (DESIGN "Fencing"): a conditional move from ``reserved``, committed
+    durably before the call. If recovery or a person moved the refund first (this worker
+    stalled), the gateway is not called; the refund is answered as it now stands."""
     refund, payment = reservation.refund, reservation.payment
-    # Advisory mark, written without an fsync: recovery treats a stale "reserved" refund
-    # exactly like a "submitted" one (it looks it up before anything else).
-    with rt.store.write(durable=False) as tx:
-        submitted = {"status": S.SUBMITTED.value, "updated_at": rt.clock()}
-        st.transition_refund(tx, refund.id, SOURCES[S.SUBMITTED], submitted)
+    with rt.store.write() as tx:
+        submitted = {"status": S.SUBMITTED.value, "updated_at": rt.db_stamp()}
+        fenced = not st.transition_refund(tx, refund.id, SOURCES[S.SUBMITTED], submitted)
+        now = st.get_refund(tx, refund.id) if fenced else None
+    if now is not None:
+        return _fenced_off(now)
     refund = attrs.evolve(refund, status=S.SUBMITTED)
     rt.checkpoint("submitted")
     gw = rt.gateway(payment.gateway)
@@ -238,6 +253,26 @@ def submit(rt: Runtime, reservation: Reservation) -> Refund:
         return _answer(exc, moved, gw)
     rt.checkpoint("gateway_returned")
     return outcomes.apply_result(rt, refund, payment, result)
+
+
+def _fenced_off(refund: Refund) -> Refund:
+    """Someone moved the refund off ``reserved`` before this worker marked it: it was never
+    sent by this worker and never will be. Released: ``RefundReleased``; otherwise (recovery
+    holds it as unknown and settles it, with the same gateway key) the refund as it stands."""
+    log.warning("refund %s is %s before its worker sent it: not sent", refund.id, refund.status)
+    if refund.status in (S.FAILED, S.REVERSED):
+        raise released(refund)
+    return refund
+
+
+def released(refund: Refund) -> RefundReleased:
+    return RefundReleased(
+        f"refund {refund.id} was released before it reached the gateway "
+        f"({refund.failure_message or refund.status}); nothing was refunded: refund again "
+        "with a new idempotency key",
+        gateway_code=refund.failure_code,
+        refund=refund,
+    )
 
 
 def _answer(exc: Exception, refund: Refund, gw: Gateway) -> Refund:

@@ -14,7 +14,7 @@ from .._model import Payment, Refund, RefundStatus, check_id, iso
 from .._validate import check_text, need
 from . import payments, recovery, refunds
 from ._runtime import Runtime
-from .transitions import Transition, apply
+from .transitions import Transition, attempt
 
 S = RefundStatus
 DECISIONS = ("succeeded", "failed")
@@ -30,7 +30,11 @@ def resolve(
     gateway_refund_id: str | None,
     force: bool,
 ) -> Refund:
-    """Book a person's decision (``succeeded`` or ``failed``) on a refund in manual review."""
+    """Book a person's decision (``succeeded`` or ``failed``) on a refund in manual review.
+
+    The check that it is still in manual review and the move are one conditional update under
+    the payment's lock: if a webhook or recovery settled it meanwhile, ``ResolutionRefused``
+    and nothing is written. A decision is never turned into another move (a reversal)."""
     refund = refunds.get(rt, refund_id)
     if status not in DECISIONS:
         raise InvalidInput("a refund in manual review is resolved as succeeded or failed")
@@ -60,10 +64,15 @@ def resolve(
         failure_code="resolved_by_person" if failed else None,
         failure_message=f"{actor}: {note}" if failed else None,
         also=record,
+        froms=(S.MANUAL_REVIEW,),
     )
-    moved = apply(rt, refund, payment, decision)
-    if moved.status is not to:
-        raise ResolutionRefused(f"refund {refund.id} moved to {moved.status} meanwhile")
+    rt.checkpoint("decided")  # checked, not written yet: a webhook may come first
+    moved, decided = attempt(rt, refund, payment, decision)
+    if not decided:
+        raise ResolutionRefused(
+            f"refund {refund.id} moved to {moved.status} meanwhile (not by this decision); "
+            "nothing was changed"
+        )
     return moved
 
 

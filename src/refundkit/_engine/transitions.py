@@ -43,6 +43,21 @@ class Transition:
     #: Writes more in the same transaction when the move happens, and returns what the
     #: event's ``data`` gains (a person's decision, say).
     also: Callable[[st.Tx, datetime], Mapping[str, Any]] | None = None
+    #: Only from these states (some of those ``TRANSITIONS`` allows), e.g. recovery releases
+    #: a refund only while it is still ``reserved``, a person decides only ``manual_review``.
+    froms: tuple[RefundStatus, ...] | None = None
+    #: A gateway's report that the refund failed: if it had succeeded meanwhile, the money
+    #: came back (``reversed``). Nothing else (a person, recovery, a refused send) reverses.
+    reverses: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.froms is not None and not set(self.froms) <= set(TRANSITIONS[self.to]):
+            raise ValueError(f"no move to {self.to} from {self.froms}")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The states the store moves the refund from, as it matches them."""
+        return SOURCES[self.to] if self.froms is None else tuple(s.value for s in self.froms)
 
     def columns(self, now: datetime) -> dict[str, Any]:
         values: dict[str, Any] = {"status": self.to.value, "updated_at": now}
@@ -72,11 +87,17 @@ class Transition:
 
 def apply(rt: Runtime, refund: Refund, payment: Payment, t: Transition) -> Refund:
     """Move ``refund`` as ``t`` says, with its bookkeeping, once; the refund as it now stands."""
+    return attempt(rt, refund, payment, t)[0]
+
+
+def attempt(rt: Runtime, refund: Refund, payment: Payment, t: Transition) -> tuple[Refund, bool]:
+    """``apply``, and whether this call made the move. When it did not (someone moved the
+    refund first), it wrote nothing, ``t.also`` included, unless ``t`` reverses a success."""
     now = rt.clock()
     announced = False
     with rt.store.write() as tx:
         st.lock_payment_row(tx, payment.id)
-        if st.transition_refund(tx, refund.id, SOURCES[t.to], t.columns(now)):
+        if st.transition_refund(tx, refund.id, t.sources, t.columns(now)):
             updated = t.moved(refund, now)
             announced = _record(tx, updated, payment, t, now)
             moved = None
@@ -85,11 +106,11 @@ def apply(rt: Runtime, refund: Refund, payment: Payment, t: Transition) -> Refun
             if moved is None:  # pragma: no cover - refunds are never deleted
                 raise RefundNotFound(f"no refund {refund.id!r}")
     if moved is not None:
-        return _moved_first(rt, refund, payment, t, moved)
+        return _moved_first(rt, refund, payment, t, moved), False
     rt.checkpoint("confirmed")  # committed, before the outbox relay runs
     if announced and rt.listeners:
         outbox.dispatch(rt)
-    return updated
+    return updated, True
 
 
 def _record(tx: st.Tx, refund: Refund, payment: Payment, t: Transition, now: datetime) -> bool:
@@ -110,7 +131,7 @@ def _moved_first(
     rt: Runtime, refund: Refund, payment: Payment, t: Transition, moved: Refund
 ) -> Refund:
     """Someone else (recovery, a webhook) moved it first, or the move goes backwards."""
-    if t.to is S.FAILED and moved.status is S.SUCCEEDED:
+    if t.reverses and t.to is S.FAILED and moved.status is S.SUCCEEDED:
         # A refund that fails after it succeeded was reversed: the money came back.
         reversal = Transition(
             S.REVERSED, failure_code=t.failure_code, failure_message=t.failure_message

@@ -15,6 +15,7 @@ so a test can still replace one (``monkeypatch.setattr(_store, "add_held", ...)`
 
 from __future__ import annotations
 
+from ._clock import db_now
 from ._db import (
     _WRITE,
     Store,
@@ -112,6 +113,7 @@ __all__ = [
     "create_engine",
     "credit_lots_of_payment",
     "customer_lots",
+    "db_now",
     "disable_endpoint",
     "enable_endpoint",
     "endpoint_starts",

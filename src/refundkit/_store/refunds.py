@@ -20,6 +20,7 @@ from .._schema import (
     refunds,
     to_db_time,
 )
+from ._clock import db_now_sql
 from ._rows import dicts, raw_mapping
 from ._tx import Prepared, insert_sql
 
@@ -43,16 +44,19 @@ _DUE = (
 )
 _CLAIM = "ORDER BY created_at, id LIMIT :batch FOR UPDATE SKIP LOCKED"
 
+# ``updated_at`` is the value given, or the database's now when none is (``{db_now}``): an
+# in-flight refund is stamped by the database's clock, which recovery's staleness check reads.
+_INSERT = insert_sql(
+    "refunds",
+    "id, payment_id, gateway, currency, amount, status, reason, actor, idempotency_key, "
+    "request_fingerprint, gateway_idempotency_key, void, attempts, created_at, updated_at, "
+    "lot_id",
+).replace(":updated_at", "COALESCE(:updated_at, {db_now})")
+
 SQL: dict[str, str] = {
     "refund_stats": (
         "SELECT count(*), coalesce(sum(CASE WHEN status = 'unknown' THEN 1 ELSE 0 END), 0) "
         "FROM refunds WHERE payment_id = :pid AND status NOT IN ('failed', 'reversed')"
-    ),
-    "insert_refund": insert_sql(
-        "refunds",
-        "id, payment_id, gateway, currency, amount, status, reason, actor, idempotency_key, "
-        "request_fingerprint, gateway_idempotency_key, void, attempts, created_at, updated_at, "
-        "lot_id",
     ),
     "get_refund": f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE id = :id",
     "refund_by_key": f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE idempotency_key = :key",
@@ -96,9 +100,20 @@ def refund_from_row(m: dict[str, Any]) -> Refund:
     )
 
 
-def insert_refund(tx: Tx, refund: Refund, fingerprint: str, *, void: bool) -> None:
+def _dialect_sql(tx: Tx, name: str, sql: str) -> str:
+    """The name of a statement that reads the database's clock, prepared once per store."""
+    if name not in tx._sql:
+        tx._sql[name] = Prepared(sql.replace("{db_now}", db_now_sql(tx.dialect.name)), tx.dialect)
+    return name
+
+
+def insert_refund(
+    tx: Tx, refund: Refund, fingerprint: str, *, void: bool, stamp_by_db: bool = False
+) -> None:
+    """Write a new refund; with ``stamp_by_db`` its ``updated_at`` is the database's now."""
+    updated_at = None if stamp_by_db else to_db_time(refund.updated_at)
     tx.run(
-        "insert_refund",
+        _dialect_sql(tx, "insert_refund", _INSERT),
         id=refund.id,
         payment_id=refund.payment_id,
         gateway=refund.gateway,
@@ -113,7 +128,7 @@ def insert_refund(tx: Tx, refund: Refund, fingerprint: str, *, void: bool) -> No
         void=int(void),
         attempts=0,
         created_at=to_db_time(refund.created_at),
-        updated_at=to_db_time(refund.updated_at),
+        updated_at=updated_at,
         lot_id=refund.lot_id,
     )
 
@@ -153,7 +168,10 @@ def claim_due(
     ``FOR UPDATE SKIP LOCKED`` hands concurrent workers disjoint rows on PostgreSQL (SQLite's
     BEGIN IMMEDIATE runs claims one after another). Each claimed refund is leased: its next
     attempt moves to ``lease_until``, so no other worker finds it due after this commit. A
-    worker that dies holding a lease leaves the refund due again when the lease runs out."""
+    worker that dies holding a lease leaves the refund due again when the lease runs out.
+
+    ``stale`` is a time by the database's clock (``_clock``), the one in-flight refunds are
+    stamped with: ``reserved`` and ``submitted`` refunds last touched at or before it are due."""
     times = {"now": to_db_time(now), "stale": to_db_time(stale), "batch": batch}
     if payment_id is None:
         rows = dicts(tx.run("claim_due", **times))
@@ -215,12 +233,18 @@ def _prepared_update(tx: Tx, columns: tuple[str, ...], froms: tuple[str, ...]) -
         unknown = set(columns) - _UPDATABLE
         if unknown:  # column names are spliced into SQL, so only known ones pass
             raise ValueError(f"cannot update refund columns {sorted(unknown)}")
-        sets = ", ".join(f"{c} = :{c}" for c in columns)
+        sets = ", ".join(_set(c, tx.dialect.name) for c in columns)
         where = "id = :rid"
         if froms:
             where += " AND status IN (" + ", ".join(f"'{x}'" for x in froms if x in STATUSES) + ")"
         tx._sql[name] = Prepared(f"UPDATE refunds SET {sets} WHERE {where}", tx.dialect)
     return name
+
+
+def _set(column: str, dialect_name: str) -> str:
+    if column == "updated_at":  # None: the database's now (an in-flight refund's stamp)
+        return f"updated_at = COALESCE(:updated_at, {db_now_sql(dialect_name)})"
+    return f"{column} = :{column}"
 
 
 def _db_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +254,8 @@ def _db_values(values: dict[str, Any]) -> dict[str, Any]:
 def transition_refund(
     tx: Tx, refund_id: str, froms: tuple[str, ...], values: dict[str, Any]
 ) -> bool:
-    """Move a refund only if it is still in one of ``froms``; False if someone else moved it."""
+    """Move a refund only if it is still in one of ``froms``; False if someone else moved it.
+    An ``updated_at`` of None is stamped with the database's now."""
     name = _prepared_update(tx, tuple(sorted(values)), froms)
     tx.run(name, rid=refund_id, **_db_values(values))
     return tx.rowcount() == 1
