@@ -192,7 +192,7 @@ class Candidates:
         return payments
 
     def _payment_source(self, payment: Payment) -> Source:
-        return self._source(payment, facts.source_lot(self.tx, payment, None))
+        return self._source(payment, facts.source_lot(self.tx, payment, None, lock=False))
 
     def _lot_source(self, lot_id: str) -> Source:
         lot = st.get_lot(self.tx, lot_id)
