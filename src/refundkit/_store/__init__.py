@@ -72,6 +72,7 @@ from .payments import (
     list_payments,
     lock_payment_row,
     payment_from_row,
+    payment_id_of_gateway_payment,
     payments_to_reconcile,
     set_payment_flags,
 )
@@ -149,6 +150,7 @@ __all__ = [
     "move_lot",
     "parse_url",
     "payment_from_row",
+    "payment_id_of_gateway_payment",
     "payments_to_reconcile",
     "record_movement",
     "refund_by_gateway_id",
