@@ -73,9 +73,12 @@ def execute(
     reason: str | None = None,
     actor: str | None = None,
 ) -> PlanResult:
-    """Run a plan's legs, each a refund with a key derived from the plan id and the leg."""
+    """Run a plan's legs, each a refund with a key derived from the plan id and the leg.
+
+    Refused before any leg runs (nothing written): ``InvalidPlan`` for what is not a plan,
+    ``StalePlan`` for sources that changed."""
     if not isinstance(plan, Plan):
-        plan = Plan.from_dict(plan)
+        plan = Plan.read(plan)
     reason = check_text(reason, "reason")
     actor = check_text(actor, "actor")
     _check_fresh(rt, plan)

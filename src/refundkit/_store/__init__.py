@@ -21,6 +21,7 @@ from ._db import (
     check_exists,
     configure_sqlite,
     create_engine,
+    open_store,
     parse_url,
     unavailable,
 )
@@ -148,6 +149,7 @@ __all__ = [
     "mark_dispatched",
     "move_approval",
     "move_lot",
+    "open_store",
     "parse_url",
     "payment_from_row",
     "payment_id_of_gateway_payment",
