@@ -9,6 +9,7 @@ a top-up refused for room after its charge was registered at the gateway.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -253,7 +254,7 @@ def test_execute_on_a_mapping_that_is_not_a_plan_is_invalid_plan(kit: RefundKit)
     record(kit)
     plan = kit.plan_refund("cus_1", usd("10.00")).to_dict()
     for broken in ({}, plan | {"legs": "x"}, plan | {"currency": "XYZ"}, plan | {"basis": 5}):
-        refused(kit, InvalidPlan, lambda broken=broken: kit.execute(broken))
+        refused(kit, InvalidPlan, functools.partial(kit.execute, broken))
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,7 @@ def signed_headers(
 
 
 def verify(
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] | None,
     body: bytes,
     secret: str | Sequence[str],
     *,
