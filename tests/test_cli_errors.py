@@ -5,6 +5,7 @@ configuration file) or in the wrong code (a store that cannot be created, a lock
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .test_cli import (
     PAYMENT,
     add_payment,
     assert_one_error_line,
+    make_plan,
     make_store,
     refunds_of,
     run,
@@ -126,3 +128,16 @@ def test_a_locked_store_is_store_unavailable_exit_1(
         other.execute("ROLLBACK")
         other.close()
     assert "database is locked" in assert_one_error_line(result, "store_unavailable", exit_code=1)
+
+
+def test_a_plan_file_for_another_customers_payment_is_invalid_plan(
+    paid: str, tmp_path: Path
+) -> None:
+    """A plan file edited to refund a payment outside its customer is refused as a whole."""
+    out = tmp_path / "plan.json"
+    plan = make_plan(paid, out, "1.00")
+    plan["customer_id"] = "cus_someone_else"
+    out.write_text(json.dumps(plan), encoding="utf-8")
+    line = assert_one_error_line(run("--db", paid, "execute", str(out)), "invalid_plan")
+    assert "not a payment of cus_someone_else" in line
+    assert refunds_of(paid) == []

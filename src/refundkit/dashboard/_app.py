@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._approvals import Approval, Approvals
-from .._errors import GatewayError, InvalidInput, NotFound, RefundkitError
+from .._errors import GatewayError, InvalidInput, InvalidPlan, NotFound, RefundkitError
 from .._kit import RefundKit
 from .._model import Payment, Refund, new_id
 from .._money import Money
@@ -305,9 +305,10 @@ class Dashboard:
         user = self.user(request)
         assert user is not None
         try:
-            plan = Plan.from_dict(json.loads(str(form.get("plan", ""))))
+            # Malformed (even deeply nested) JSON is InvalidPlan: a 400 with the sentence.
+            plan = Plan.from_json(str(form.get("plan", "")))
             if plan.customer_id != customer_id or plan.scope != "balance":
-                raise InvalidInput("this plan is for another customer or scope")
+                raise InvalidPlan("this plan is for another customer or scope")
             planned = plan.allocation.planned
             reason = str(form.get("reason", "")).strip() or None
             limit = self.settings.refund_limit(user.role, planned.currency)
@@ -321,8 +322,9 @@ class Dashboard:
                 )  # fmt: skip
                 flash(request, "approval", approval.sentence(), approval.id)
                 return RedirectResponse(f"/customers/{customer_id}", status_code=303)
+            # execute refuses a leg outside the customer's balance (InvalidPlan) before any runs.
             result = self.kit.execute(plan, reason=reason, actor=user.name)
-        except (RefundkitError, ValueError) as exc:
+        except RefundkitError as exc:
             return self.customer_page(request, customer_id, 400, str(exc))
         flash(request, "succeeded", f"Balance refund: {_legs_sentence(result)}.", plan.id)
         return RedirectResponse(f"/customers/{customer_id}", status_code=303)
