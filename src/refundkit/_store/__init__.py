@@ -90,6 +90,7 @@ from .refunds import (
     refund_is_void,
     refund_stats,
     refund_statuses,
+    refunded_by,
     transition_refund,
     update_refund,
 )
@@ -162,6 +163,7 @@ __all__ = [
     "refund_stats",
     "refund_statuses",
     "refundable_totals",
+    "refunded_by",
     "register_endpoint",
     "release_deliveries",
     "renew_delivery",
