@@ -12,6 +12,10 @@ stores that plan on the approval as it claims it; the plan's legs run with keys 
 plan id, so a retry after a crash, a double click or a second approver re-executes the SAME
 stored plan and its legs replay (``RefundKit.execute``).
 
+What a person may refund without approval (``Allowance``) counts what they refunded already:
+of one payment, ever, and of one customer's payments in the last 24 hours, so a limit of 20.00
+cannot be walked round as ten refunds of 20.00 (``Approvals.over_allowance``).
+
 States: ``pending`` → ``approving`` (claimed by one approver, the refund under way) →
 ``approved`` (with its refund id, or a balance approval's refund ids); ``pending`` →
 ``rejected``. A refusal by the policy (or the planner) puts the approval back to ``pending``
@@ -20,6 +24,8 @@ with nothing written, so it can still be rejected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Unpack
 
 import attrs
@@ -37,7 +43,7 @@ from ._errors import (
     RequestInProgress,
     StalePlan,
 )
-from ._model import Refund, check_id, new_id
+from ._model import Refund, RefundStatus, check_id, new_id
 from ._money import Money
 from ._planner import STRATEGIES, Plan, PlanResult
 from ._policy import check_amount
@@ -47,11 +53,61 @@ if TYPE_CHECKING:
     from ._kit import RefundKit
 
 
+#: Refunds that count against a person's allowance: all but those that gave nothing back.
+COUNTED = tuple(
+    s.value for s in RefundStatus if s not in (RefundStatus.FAILED, RefundStatus.REVERSED)
+)
+#: The window of the per-customer allowance.
+DAY = timedelta(hours=24)
+
+
+@attrs.frozen
+class Allowance:
+    """What one person may refund without approval, in one currency (None: no limit): of one
+    payment, all their refunds of it together; of one customer, in any 24 hours."""
+
+    per_payment: Money | None
+    per_customer_day: Money | None
+
+
 class Approvals:
     """Refund approvals over a kit: ask, list, approve (runs the refund), reject."""
 
     def __init__(self, kit: RefundKit) -> None:
         self.kit = kit
+
+    def over_allowance(
+        self,
+        actor: str,
+        customer_id: str,
+        refunds: Sequence[tuple[str, Money]],
+        allowance: Allowance,
+    ) -> str | None:
+        """Why ``refunds`` (payment id, amount; of one customer, in one currency) asked by
+        ``actor`` need approval, in a sentence; None when they fit the allowance together
+        with what ``actor`` refunded already (refunds approved by another person aside)."""
+        if not refunds:
+            return None
+        cur = refunds[0][1].currency
+        per_payment: dict[str, int] = {}
+        for payment_id, amount in refunds:
+            per_payment[payment_id] = per_payment.get(payment_id, 0) + amount.amount
+        with self.kit.store.connect() as conn:
+            if allowance.per_payment is not None:
+                for payment_id, asked in per_payment.items():
+                    done = st.refunded_by(conn, actor, cur, statuses=COUNTED, payment_id=payment_id)
+                    if done + asked > allowance.per_payment.amount:
+                        return _over(actor, Money(done + asked, cur), f"of {payment_id}",
+                                     allowance.per_payment)  # fmt: skip
+            if allowance.per_customer_day is not None:
+                since = self.kit.clock() - DAY
+                done = st.refunded_by(conn, actor, cur, statuses=COUNTED,
+                                      customer_id=customer_id, since=since)  # fmt: skip
+                total = done + sum(per_payment.values())
+                if total > allowance.per_customer_day.amount:
+                    return _over(actor, Money(total, cur), f"of {customer_id} in 24 hours",
+                                 allowance.per_customer_day)  # fmt: skip
+        return None
 
     def request(
         self, payment_id: str, amount: Money, *, reason: str, requested_by: str
@@ -314,9 +370,16 @@ class Approvals:
         )
 
 
+def _over(actor: str, total: Money, what: str, limit: Money) -> str:
+    return (
+        f"With this, {actor} would have refunded {total} {what}, more than the {limit} "
+        "allowed without approval."
+    )
+
+
 def _already(approval: Approval) -> ApprovalRefused:
     who = f" by {approval.decided_by}" if approval.decided_by else ""
     return ApprovalRefused(f"approval {approval.id} is already {approval.status}{who}")
 
 
-__all__ = ["Approval", "ApprovalRefused", "Approvals"]
+__all__ = ["Allowance", "Approval", "ApprovalRefused", "Approvals"]

@@ -34,6 +34,8 @@ from ._errors import ConfigurationError
 CONFIG_ENV: Final = "REFUNDKIT_CONFIG"
 DEFAULT_CONFIG: Final = "refundkit.toml"
 _ENV_PREFIX: Final = "env:"
+#: How deeply a configuration file may nest tables and arrays (refundkit's own go 3 deep).
+MAX_DEPTH: Final = 32
 
 
 @attrs.frozen
@@ -71,13 +73,41 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot read the configuration file {file}: {exc.strerror}"
+            f"cannot read the configuration file {file}: {exc.strerror or exc}"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{file} is not a TOML file: it is not UTF-8 text") from None
+    return Config(_parse(text, file), file)
+
+
+def _parse(text: str, file: Path) -> dict[str, Any]:
+    """The TOML document, nested at most ``MAX_DEPTH`` tables or arrays deep."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{file} is not valid TOML: {exc}") from None
-    return Config(data, file)
+    except RecursionError:
+        data = None
+    if data is None or _depth(data) > MAX_DEPTH:
+        raise ConfigurationError(
+            f"{file} nests tables or arrays more than {MAX_DEPTH} deep (refundkit reads none)"
+        )
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply tables and arrays nest in ``value`` (without recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, Mapping) else item
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _resolve(value: Any, where: str, source: str) -> Any:

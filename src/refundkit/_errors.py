@@ -11,7 +11,8 @@ release a reservation (``refundkit._gateway.DEFINITE_REFUSALS``, with ``InvalidM
     │   │   ├── CurrencyMismatch  (currency_mismatch)
     │   │   └── AmountNotRepresentable  (amount_not_representable)
     │   ├── InvalidIdempotencyKey  (invalid_idempotency_key)
-    │   └── CardDataRefused  (card_data_refused)
+    │   ├── CardDataRefused  (card_data_refused)
+    │   └── InvalidPlan  (invalid_plan)
     ├── NotFound  (not_found)
     │   ├── PaymentNotFound  (payment_not_found)
     │   ├── RefundNotFound  (refund_not_found)
@@ -41,6 +42,7 @@ release a reservation (``refundkit._gateway.DEFINITE_REFUSALS``, with ``InvalidM
     │   └── WebhookSignatureMismatch  (webhook_signature_mismatch)
     ├── ConfigurationError  (configuration_error)
     │   ├── StoreNotFound  (store_not_found)
+    │   ├── InvalidStore  (invalid_store)
     │   ├── UnknownGateway  (unknown_gateway)
     │   ├── InvalidWebhookSecret  (invalid_webhook_secret)
     │   └── PluginError  (plugin_error)
@@ -117,6 +119,14 @@ class CardDataRefused(InvalidInput):
     """A full card number, CVV or similar secret was offered; refundkit never stores it."""
 
     code = "card_data_refused"
+
+
+class InvalidPlan(InvalidInput):
+    """A plan that ``plan_refund`` did not make as it stands: not a plan at all (malformed
+    JSON, missing fields), or a leg that refunds a payment of another customer, outside the
+    plan's invoice, or (a ``balance`` plan) not from a lot of the customer balance."""
+
+    code = "invalid_plan"
 
 
 # --- lookups ---------------------------------------------------------------------------------
@@ -348,9 +358,18 @@ class StoreNotFound(ConfigurationError):
     code = "store_not_found"
 
 
+class InvalidStore(ConfigurationError):
+    """The URL names nothing refundkit can open as a store: a path whose directory does not
+    exist or may not be written, a file that is not a database, a database driver that is not
+    installed, a schema from a newer refundkit. Retrying does not help; nothing was written."""
+
+    code = "invalid_store"
+
+
 class StoreUnavailable(RefundkitError):
-    """The database could not complete a transaction: the connection was lost, a lock timed
-    out, or it chose this transaction as a deadlock's victim. Nothing of that transaction was
+    """The database could not complete a transaction, or be opened: the server cannot be
+    reached, the connection was lost, a lock timed out (another process holds the SQLite
+    file), or it chose this transaction as a deadlock's victim. Nothing of that transaction was
     written; retrying is safe (a refund's idempotency key replays it)."""
 
     code = "store_unavailable"

@@ -32,8 +32,19 @@ from ._engine import (
 )
 from ._engine.gateways import GatewayPool
 from ._engine.recovery import RecoveryReport
+from ._errors import InvalidInput, InvalidStore
 from ._gateway import Gateway
-from ._model import Card, Destination, Event, JournalLine, Payment, Quote, Refund, check_id
+from ._model import (
+    Card,
+    Destination,
+    Event,
+    JournalLine,
+    Payment,
+    Quote,
+    Refund,
+    RefundStatus,
+    check_id,
+)
 from ._money import Money
 from ._planner import Plan, PlanResult
 from ._plugins import PluginManager
@@ -60,6 +71,16 @@ T = TypeVar("T")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_status(status: object) -> str | None:
+    """A refund status to filter on: one of ``RefundStatus``'s values, or None."""
+    if status is None or (isinstance(status, str) and status in _STATUSES):
+        return status
+    raise InvalidInput(f"status must be one of {', '.join(_STATUSES)}, not {status!r}"[:300])
+
+
+_STATUSES = tuple(s.value for s in RefundStatus)
 
 
 class _OnRuntime(Generic[T]):
@@ -133,15 +154,22 @@ class RefundKit:
         """Open (and create or upgrade) a store. ``url`` may be a host's SQLAlchemy Engine.
 
         With ``create=False`` a missing SQLite file raises ``StoreNotFound`` instead of being
-        created (the CLI's reading commands use this).
+        created (the CLI's reading commands use this). A URL that names nothing usable raises
+        ``InvalidStore``; a server that cannot be reached or a file another process holds
+        locked, ``StoreUnavailable`` (docs/facade.md, "Opening a store").
         """
+        if not isinstance(url, str | Engine):
+            raise InvalidStore("a store is a database URL or an SQLAlchemy Engine")
         if not create and isinstance(url, str):
             st.check_exists(url)
-        engine = url if isinstance(url, Engine) else st.create_engine(url)
-        store = st.Store(engine)
-        store.migrate()
-        pm = PluginManager(autoload=autoload, plugins=plugins)
-        return cls(store, plugins=pm, gateways=gateways, **options)
+        store = st.open_store(url)
+        try:
+            pm = PluginManager(autoload=autoload, plugins=plugins)
+            return cls(store, plugins=pm, gateways=gateways, **options)
+        except BaseException:
+            if isinstance(url, str):
+                store.dispose()
+            raise
 
     def close(self) -> None:
         self.runtime.gateways.close()
@@ -238,7 +266,10 @@ class RefundKit:
         return refunds.get(self.runtime, refund_id)
 
     def refunds(self, payment_id: str | None = None, *, status: str | None = None) -> list[Refund]:
-        return refunds.listing(self.runtime, payment_id, status)
+        """Refunds in creation order, of one payment and in one ``RefundStatus`` if given."""
+        if payment_id is not None:
+            check_id(payment_id, "payment id")
+        return refunds.listing(self.runtime, payment_id, _check_status(status))
 
     # --- recovery and manual review ---------------------------------------------------------
 

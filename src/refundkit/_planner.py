@@ -13,6 +13,7 @@ refundkit.
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._errors import CurrencyMismatch, InvalidInput, InvalidMoney, InvalidMoneyType
+from ._errors import CurrencyMismatch, InvalidInput, InvalidMoney, InvalidMoneyType, InvalidPlan
 from ._model import Card, Limit, check_id
 from ._money import Money
 
@@ -555,7 +556,35 @@ class Plan:
         }
 
     @classmethod
+    def from_json(cls, text: str | bytes) -> Plan:
+        """A plan saved as JSON (``json.dumps(plan.to_dict())``); anything else, however
+        malformed or deeply nested, is ``InvalidPlan`` (an ``InvalidInput``)."""
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise InvalidPlan(f"not a plan: not JSON ({why})") from None
+        return cls.read(data)
+
+    @classmethod
+    def read(cls, data: object) -> Plan:
+        """A plan from the mapping ``plan.to_dict()`` gives (e.g. read back from JSON), checked
+        as strictly as new input; anything else is ``InvalidPlan``."""
+        if not isinstance(data, Mapping):
+            raise InvalidPlan(
+                f"a plan is a Plan or the mapping plan.to_dict() gives, not {type(data).__name__}"
+            )
+        try:
+            return cls.from_dict(data)
+        except InvalidPlan:
+            raise
+        except InvalidInput as exc:
+            raise InvalidPlan(f"not a usable plan: {exc.message}") from None
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        if not isinstance(d, Mapping):
+            raise InvalidPlan(f"a plan is a JSON object (plan.to_dict()), not {type(d).__name__}")
         try:
             basis = d["basis"]
             if not isinstance(basis, Mapping) or not all(

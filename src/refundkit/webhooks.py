@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ._errors import (
+    InvalidInput,
     InvalidWebhookSecret,
     WebhookHeaderMalformed,
     WebhookHeaderMissing,
@@ -67,7 +68,8 @@ def new_secret() -> str:
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``v1,<base64>`` signature of ``body`` (the exact bytes sent) for one attempt."""
     _check_id(msg_id)
-    signature: str = _webhook(secret).sign(msg_id, _as_datetime(timestamp), _text(body))
+    when = _as_datetime(_check_epoch(timestamp))
+    signature: str = _webhook(secret).sign(msg_id, when, _text(body))
     return signature
 
 
@@ -75,9 +77,7 @@ def signed_headers(
     secrets: str | Sequence[str], msg_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
     """The three Standard Webhooks headers; one signature per secret (rotation), space-separated."""
-    keys = [secrets] if isinstance(secrets, str) else list(secrets)
-    if not keys:
-        raise InvalidWebhookSecret("at least one webhook secret is needed")
+    keys = _keys(secrets)
     return {
         ID_HEADER: msg_id,
         TIMESTAMP_HEADER: str(timestamp),
@@ -86,7 +86,7 @@ def signed_headers(
 
 
 def verify(
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] | None,
     body: bytes,
     secret: str | Sequence[str],
     *,
@@ -101,14 +101,12 @@ def verify(
     ``WebhookTimestampOutOfTolerance`` or ``WebhookSignatureMismatch`` (all
     ``WebhookVerificationError``), and ``InvalidWebhookSecret`` for an unusable secret.
     """
-    keys = [secret] if isinstance(secret, str) else list(secret)
-    hooks = [_webhook(k) for k in keys]  # a bad secret is the caller's error, say so first
-    if not hooks:
-        raise InvalidWebhookSecret("at least one webhook secret is needed")
+    hooks = [_webhook(k) for k in _keys(secret)]  # a bad secret is the caller's error: first
+    now = _check_now(now, tolerance)
     found = _read_headers(headers)
     msg_id, ts_text, sig_text = (found[name] for name in _HEADERS)
     _check_id(msg_id)
-    timestamp = _check_timestamp(ts_text, now or datetime.now(UTC), tolerance)
+    timestamp = _check_timestamp(ts_text, now, tolerance)
     candidates = _v1_signatures(sig_text)
     text = _text(body)
     for hook in hooks:
@@ -122,13 +120,46 @@ def verify(
     raise WebhookSignatureMismatch("no webhook-signature matches the secret")
 
 
+def _keys(secrets: object) -> list[Any]:
+    """One secret or several (a rotation); each is checked where it is used."""
+    if isinstance(secrets, str):
+        return [secrets]
+    if not isinstance(secrets, Iterable) or isinstance(secrets, bytes | bytearray | Mapping):
+        raise InvalidWebhookSecret("a webhook secret is a string, or a list of them (rotation)")
+    keys = list(secrets)
+    if not keys:
+        raise InvalidWebhookSecret("at least one webhook secret is needed")
+    return keys
+
+
+def _check_now(now: object, tolerance: object) -> datetime:
+    if type(tolerance) is not int or not 0 <= tolerance <= _MAX_EPOCH:
+        raise InvalidInput("tolerance is a whole number of seconds, 0 or more")
+    if now is None:
+        return datetime.now(UTC)
+    if not isinstance(now, datetime):
+        raise InvalidInput(f"now must be a datetime, not {type(now).__name__}")
+    return now
+
+
+def _check_epoch(timestamp: object) -> int:
+    if type(timestamp) is not int or not 0 <= timestamp <= _MAX_EPOCH:
+        raise InvalidInput("a webhook timestamp is whole seconds since the epoch (10 digits)")
+    return timestamp
+
+
 # --- reading the headers ----------------------------------------------------------------------
 
+#: The most a ``webhook-timestamp`` may be: 10 digits.
+_MAX_EPOCH = 10**10 - 1
+_NOT_HEADERS = "the webhook headers must be a mapping or (name, value) pairs of strings"
 
-def _read_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+
+def _read_headers(headers: object) -> dict[str, str]:
+    """The three headers, by lower-cased name. ``None`` is no headers at all; names and
+    values may be str, or bytes as ASGI gives them (read as Latin-1, as HTTP has them)."""
     found: dict[str, str] = {}
-    for name, value in pairs:
+    for name, value in _pairs(headers):
         key = name.lower()
         if key not in _HEADERS:
             continue
@@ -141,8 +172,32 @@ def _read_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
     return found
 
 
-def _check_id(msg_id: str) -> None:
-    if not _ID_RE.fullmatch(msg_id):
+def _pairs(headers: object) -> Iterable[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        items: Iterable[Any] = headers.items()
+    elif isinstance(headers, Iterable) and not isinstance(headers, str | bytes | bytearray):
+        items = headers
+    else:
+        raise WebhookHeaderMalformed(_NOT_HEADERS)
+    return [_pair(item) for item in items]
+
+
+def _pair(item: object) -> tuple[str, str]:
+    if not isinstance(item, tuple | list) or len(item) != 2:
+        raise WebhookHeaderMalformed(_NOT_HEADERS)
+    name, value = (
+        bytes(part).decode("latin-1") if isinstance(part, bytes | bytearray) else part
+        for part in item
+    )
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise WebhookHeaderMalformed(_NOT_HEADERS)
+    return name, value
+
+
+def _check_id(msg_id: object) -> None:
+    if not isinstance(msg_id, str) or not _ID_RE.fullmatch(msg_id):
         raise WebhookHeaderMalformed(
             "webhook-id must be 1-255 printable ASCII characters without spaces or '.'"
         )
@@ -217,7 +272,9 @@ def _as_datetime(timestamp: int) -> datetime:
 def _text(body: bytes) -> str:
     # The package signs text; strict UTF-8 decoding gives back exactly the bytes sent.
     if not isinstance(body, bytes | bytearray):
-        raise TypeError("the webhook body is the raw bytes received")
+        raise WebhookHeaderMalformed(
+            f"the webhook body must be the raw bytes received, not {type(body).__name__}"
+        )
     try:
         return bytes(body).decode("utf-8")
     except UnicodeDecodeError:

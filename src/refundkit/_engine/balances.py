@@ -44,9 +44,11 @@ def redeem(rt: Runtime, customer_id: str, amount: Money, reference: str, order: 
         raise InvalidMoney("a redemption must be greater than zero")
     now = rt.clock()
     with rt.store.write() as tx:
+        # Locked before they are read: two redemptions (or a redemption and a balance refund)
+        # of one lot take turns, and the second sees what the first left.
         lots = [
             r
-            for r in st.customer_lots(tx, customer_id)
+            for r in st.customer_lots(tx, customer_id, lock=True)
             if r.remaining.currency == amount.currency and r.remaining.amount > 0
         ]
         if order == "newest_first":

@@ -67,13 +67,18 @@ def quote(rt: Runtime, tx: st.Tx, payment: Payment, lot: BalanceLot | None = Non
     return make_quote(context(rt, tx, payment, lot)[0], rt.rules)
 
 
-def source_lot(tx: st.Tx, payment: Payment, lot_id: str | None) -> BalanceLot | None:
-    """The balance lot a refund of ``payment`` draws on: the one asked for, or a top-up's own."""
+def source_lot(
+    tx: st.Tx, payment: Payment, lot_id: str | None, *, lock: bool = True
+) -> BalanceLot | None:
+    """The balance lot a refund of ``payment`` draws on: the one asked for, or a top-up's own.
+
+    Locked by default, for the refund about to spend it (after the payment's lock: the lock
+    order); a preview that only reads passes ``lock=False``."""
     if lot_id is None:
         if payment.destination is Destination.CUSTOMER_BALANCE:
-            return st.lot_for_payment(tx, payment.id)
+            return st.lot_for_payment(tx, payment.id, lock=lock)
         return None
-    lot = st.get_lot(tx, lot_id)
+    lot = st.get_lot(tx, lot_id, lock=lock)
     if lot is None or lot.funding_payment_id != payment.id:
         raise InvalidInput(f"balance lot {lot_id} was not funded by payment {payment.id}")
     return lot

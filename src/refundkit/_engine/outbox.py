@@ -6,16 +6,25 @@ import logging
 
 from .. import _store as st
 from .._errors import InvalidInput
-from .._model import Event
+from .._model import Event, check_id
 from ._runtime import Runtime
 
 log = logging.getLogger("refundkit")
 
 
+#: The largest count or sequence number a store holds (a signed 64-bit integer).
+MAX_COUNT = 2**63 - 1
+
+
 def events(
     rt: Runtime, after: str | int | None, limit: int | None, refund_id: str | None
 ) -> list[Event]:
-    """Outbox events, oldest first; ``after`` is an event id or sequence number."""
+    """Outbox events, oldest first; ``after`` is an event id or sequence number, ``limit``
+    the most to return (0 and up; None: all)."""
+    if limit is not None:
+        _check_count(limit, "limit")
+    if refund_id is not None:
+        check_id(refund_id, "refund id")
     with rt.store.connect() as conn:
         seq = 0
         if isinstance(after, str):
@@ -24,10 +33,17 @@ def events(
                 raise InvalidInput(f"no event {after!r}")
             seq = found
         elif type(after) is int:
-            seq = after
+            seq = _check_count(after, "after")
         elif after is not None:
             raise InvalidInput("after must be an event id or a sequence number")
         return st.list_events(conn, after_seq=seq, limit=limit, refund_id=refund_id)
+
+
+def _check_count(value: object, what: str) -> int:
+    """A whole number from 0 to ``MAX_COUNT`` (not a bool, a float or a string)."""
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
+        raise InvalidInput(f"{what} must be a whole number from 0 to {MAX_COUNT}")
+    return value
 
 
 def dispatch(rt: Runtime) -> int:

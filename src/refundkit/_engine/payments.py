@@ -60,12 +60,14 @@ def new_payment(
 
 
 def record(rt: Runtime, payment: Payment) -> Payment:
-    """Record a captured payment. Recording the same payment again returns it."""
+    """Record a captured payment. Recording the same payment again returns it.
+
+    Every check that can refuse it runs before its gateway is told anything: a refused
+    payment registers no charge (the sandbox's) and writes nothing."""
     gw = rt.gateway(payment.gateway)
-    with rt.store.read() as tx:
-        existing = st.get_payment(tx, payment.id)
+    existing = _check_new(rt, payment)
     if existing is not None:
-        return _same_payment(existing, payment)
+        return existing
     known = gw.register_payment(payment)
     if known is not None and payment.card is None and known.card is not None:
         payment = attrs.evolve(payment, card=known.card)
@@ -78,12 +80,32 @@ def record(rt: Runtime, payment: Payment) -> Payment:
         with rt.store.read() as tx:
             existing = st.get_payment(tx, payment.id)
         if existing is None:
-            raise PaymentExists(
-                f"{payment.gateway} payment {payment.gateway_payment_id} is already "
-                "recorded under another payment id"
-            ) from None
+            raise _gateway_payment_taken(payment) from None
         return _same_payment(existing, payment)
     return get(rt, payment.id)
+
+
+def _check_new(rt: Runtime, payment: Payment) -> Payment | None:
+    """The payment as recorded if it already is (the same), else None; or the refusal that
+    ``_insert`` would meet: another payment with its gateway payment id, or a top-up the
+    customer's balance has no room for. ``_insert`` checks again, in its transaction."""
+    with rt.store.read() as tx:
+        existing = st.get_payment(tx, payment.id)
+        if existing is not None:
+            return _same_payment(existing, payment)
+        other = st.payment_id_of_gateway_payment(tx, payment.gateway, payment.gateway_payment_id)
+        if other is not None:
+            raise _gateway_payment_taken(payment)
+        if payment.destination is Destination.CUSTOMER_BALANCE:
+            balances.check_room(tx, payment)
+    return None
+
+
+def _gateway_payment_taken(payment: Payment) -> PaymentExists:
+    return PaymentExists(
+        f"{payment.gateway} payment {payment.gateway_payment_id} is already "
+        "recorded under another payment id"
+    )
 
 
 def _insert(rt: Runtime, payment: Payment) -> None:

@@ -12,6 +12,7 @@ from .._errors import (
     GatewayError,
     InsufficientRefundableBalance,
     InvalidInput,
+    InvalidPlan,
     RefundkitError,
     StalePlan,
 )
@@ -73,9 +74,12 @@ def execute(
     reason: str | None = None,
     actor: str | None = None,
 ) -> PlanResult:
-    """Run a plan's legs, each a refund with a key derived from the plan id and the leg."""
+    """Run a plan's legs, each a refund with a key derived from the plan id and the leg.
+
+    Refused before any leg runs (nothing written): ``InvalidPlan`` for what is not a plan or
+    a leg outside the plan's customer and scope, ``StalePlan`` for sources that changed."""
     if not isinstance(plan, Plan):
-        plan = Plan.from_dict(plan)
+        plan = Plan.read(plan)
     reason = check_text(reason, "reason")
     actor = check_text(actor, "actor")
     _check_fresh(rt, plan)
@@ -96,6 +100,7 @@ def refund_balance(
 def _check_fresh(rt: Runtime, plan: Plan) -> None:
     with rt.store.read() as tx:
         for i, leg in enumerate(plan.legs):
+            _check_leg(tx, plan, i, leg)
             if st.refund_by_key(tx, plan.leg_key(i)) is not None:
                 continue  # already executed: its replay is checked by the idempotency key
             for name, then in leg_basis(tx, leg).items():
@@ -104,6 +109,27 @@ def _check_fresh(rt: Runtime, plan: Plan) -> None:
                         f"plan {plan.id} is stale: {leg.payment_id} changed since it was "
                         "made (another refund or credit); make a new plan"
                     )
+
+
+def _check_leg(tx: st.Tx, plan: Plan, i: int, leg: Leg) -> None:
+    """A leg refunds a payment of the plan's customer, within the plan's scope: on its
+    invoice, or (a ``balance`` plan) from a balance lot that payment funded. ``plan_refund``
+    makes no other; a plan edited by hand to reach further is refused as a whole."""
+    where = f"leg {i} of plan {plan.id}"
+    payment = st.get_payment(tx, leg.payment_id)
+    if payment is None or payment.customer_id != plan.customer_id:
+        raise InvalidPlan(
+            f"{where} refunds {leg.payment_id}, which is not a payment of {plan.customer_id}"
+        )
+    if plan.scope == "balance":
+        lot = st.get_lot(tx, leg.lot_id) if leg.lot_id is not None else None
+        if lot is None or lot.funding_payment_id != payment.id:
+            raise InvalidPlan(
+                f"{where} refunds {leg.payment_id} outside the customer balance: a balance "
+                "plan refunds only balance lots, each to the payment that funded it"
+            )
+    elif plan.scope is not None and payment.invoice_id != plan.scope:
+        raise InvalidPlan(f"{where} refunds {leg.payment_id}, which is not on {plan.scope}")
 
 
 def _run_leg(
@@ -192,7 +218,7 @@ class Candidates:
         return payments
 
     def _payment_source(self, payment: Payment) -> Source:
-        return self._source(payment, facts.source_lot(self.tx, payment, None))
+        return self._source(payment, facts.source_lot(self.tx, payment, None, lock=False))
 
     def _lot_source(self, lot_id: str) -> Source:
         lot = st.get_lot(self.tx, lot_id)

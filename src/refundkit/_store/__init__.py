@@ -22,6 +22,7 @@ from ._db import (
     check_exists,
     configure_sqlite,
     create_engine,
+    open_store,
     parse_url,
     unavailable,
 )
@@ -73,6 +74,7 @@ from .payments import (
     list_payments,
     lock_payment_row,
     payment_from_row,
+    payment_id_of_gateway_payment,
     payments_to_reconcile,
     set_payment_flags,
 )
@@ -89,6 +91,7 @@ from .refunds import (
     refund_is_void,
     refund_stats,
     refund_statuses,
+    refunded_by,
     transition_refund,
     update_refund,
 )
@@ -149,8 +152,10 @@ __all__ = [
     "mark_dispatched",
     "move_approval",
     "move_lot",
+    "open_store",
     "parse_url",
     "payment_from_row",
+    "payment_id_of_gateway_payment",
     "payments_to_reconcile",
     "record_movement",
     "refund_by_gateway_id",
@@ -160,6 +165,7 @@ __all__ = [
     "refund_stats",
     "refund_statuses",
     "refundable_totals",
+    "refunded_by",
     "register_endpoint",
     "release_deliveries",
     "renew_delivery",

@@ -13,6 +13,7 @@ the refund path.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,11 +25,22 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from .. import migrations
-from .._errors import ConfigurationError, StoreNotFound, StoreUnavailable
+from .._errors import (
+    ConfigurationError,
+    InvalidStore,
+    RefundkitError,
+    StoreNotFound,
+    StoreUnavailable,
+)
 from ._sql import SQL
 from ._tx import Prepared, Tx
 
 _WRITE = "refundkit_write"
+#: How long a SQLite connection waits for another process's lock on the file before it gives
+#: up with ``StoreUnavailable`` (opening a store included).
+BUSY_TIMEOUT_SECONDS = 30.0
+#: SQLite's "another connection holds the lock" (primary result codes): worth a retry.
+_SQLITE_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def create_engine(url: str) -> Engine:
@@ -37,7 +49,7 @@ def create_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
         kwargs: dict[str, Any] = {
-            "connect_args": {"check_same_thread": False, "timeout": 30},
+            "connect_args": {"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
             # Every refundkit transaction ends in commit or rollback: skip the pool's own.
             "pool_reset_on_return": None,
         }
@@ -68,6 +80,64 @@ def check_exists(url: str) -> None:
         )
 
 
+def open_store(url: str | Engine) -> Store:
+    """The store at ``url`` (or a host's engine), created or upgraded to the current schema.
+
+    What stops that is a typed error and nothing is written: ``InvalidStore`` when the URL
+    names nothing usable (fix it), ``StoreUnavailable`` when the server cannot be reached or
+    another process holds the SQLite file locked (retry)."""
+    own = isinstance(url, str)
+    engine: Engine | None = None
+    try:
+        engine = create_engine(url) if isinstance(url, str) else url
+        store = Store(engine)
+        store.migrate()
+    except Exception as exc:
+        if own and engine is not None:
+            engine.dispose()
+        if isinstance(exc, RefundkitError):
+            raise
+        mapped = _open_error(exc, _shown(url))
+        if mapped is None:
+            raise
+        raise mapped from exc
+    return store
+
+
+def _shown(url: str | Engine) -> str:
+    """The URL without its password, for messages."""
+    parsed = parse_url(url) if isinstance(url, str) else url.url
+    return parsed.render_as_string(hide_password=True)
+
+
+def _open_error(exc: Exception, shown: str) -> RefundkitError | None:
+    """The typed error a failure to open ``shown`` stands for (None: not an opening error)."""
+    from alembic.util.exc import CommandError
+
+    words = _words(exc)
+    if isinstance(exc, ImportError | sa.exc.NoSuchModuleError):
+        return InvalidStore(f"cannot open the store {shown}: no database driver for it ({words})")
+    if isinstance(exc, CommandError):
+        return InvalidStore(f"cannot open the store {shown}: its schema is unknown here ({words})")
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", 0) & 0xFF
+        if code not in _SQLITE_BUSY:
+            return InvalidStore(f"cannot open the store {shown}: {words}")
+    elif not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return InvalidStore(f"cannot open the store {shown}: {words}")
+    return StoreUnavailable(
+        f"cannot open the store {shown} now: {words}; nothing was written: retry"
+    )
+
+
+def _words(exc: Exception) -> str:
+    """The driver's own words, on one short line."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+
+
 def configure_sqlite(engine: Engine) -> None:
     """Take over transaction control on SQLite connections (also for a host's own engine)."""
 
@@ -77,7 +147,7 @@ def configure_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(BUSY_TIMEOUT_SECONDS * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -92,7 +162,7 @@ def configure_sqlite(engine: Engine) -> None:
 
 def unavailable(exc: Exception) -> StoreUnavailable:
     """The database's own words, on one line; nothing of the transaction was written."""
-    text = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+    text = _words(exc)
     return StoreUnavailable(
         f"the store could not complete the transaction ({type(exc).__name__}: {text}); "
         "nothing of it was written: retry"
@@ -194,7 +264,11 @@ class Store:
     # --- schema -----------------------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Create or upgrade the schema with Alembic (skipped when already at HEAD)."""
+        """Create or upgrade the schema with Alembic (skipped when already at HEAD: a store
+        at HEAD opens without waiting for another process's write lock)."""
+        with self.engine.connect() as conn:
+            if self._revision(conn) == migrations.HEAD:
+                return
         with self._write_engine.connect() as conn, conn.begin():
             if self._revision(conn) == migrations.HEAD:
                 return

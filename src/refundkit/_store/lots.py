@@ -1,5 +1,12 @@
 """Balance lots: what a top-up or a credit put in a customer's balance, what is left of it,
-and every movement in or out (docs/balances.md). A lot comes back as a ``BalanceLot``."""
+and every movement in or out (docs/balances.md). A lot comes back as a ``BalanceLot``.
+
+A path that spends a lot reads it with ``lock=True`` (``FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` already serialises writers), after the payment's lock when it has one: the
+lock order is payment, invoice, customer balance. ``move_lot`` never takes a lot below zero: a
+lot that no longer holds the amount is ``InsufficientBalance`` (nothing of the transaction is
+written), never the database's CHECK violation.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
 from .._balances import BalanceLot
+from .._errors import InsufficientBalance
 from .._model import Payment
 from .._money import Money
 from .._schema import from_db_time, to_db_time
@@ -23,7 +31,12 @@ SQL: dict[str, str] = {
         f"SELECT {_LOT_COLUMNS} FROM balance_lots"
         " WHERE funding_payment_id = :pid AND kind = 'top_up'"
     ),
+    "lock_lot_for_payment": (
+        f"SELECT {_LOT_COLUMNS} FROM balance_lots"
+        " WHERE funding_payment_id = :pid AND kind = 'top_up' FOR UPDATE"
+    ),
     "get_lot": f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE id = :id",
+    "lock_lot": f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE id = :id FOR UPDATE",
     "credit_lots_of_payment": (
         f"SELECT {_LOT_COLUMNS} FROM balance_lots"
         " WHERE funding_payment_id = :pid AND kind = 'credit' ORDER BY seq"
@@ -33,12 +46,20 @@ SQL: dict[str, str] = {
         "WHERE lot_id = :lot AND kind = 'redemption' ORDER BY id"
     ),
     "insert_lot": insert_sql("balance_lots", _LOT_COLUMNS),
-    "move_lot": "UPDATE balance_lots SET remaining = remaining + :delta WHERE id = :lot",
+    # Conditional, so a lot spent meanwhile is refused here rather than by the CHECK.
+    "move_lot": (
+        "UPDATE balance_lots SET remaining = remaining + :delta"
+        " WHERE id = :lot AND remaining + :delta >= 0"
+    ),
     "insert_movement": insert_sql(
         "balance_movements", "lot_id, kind, amount, reference, refund_id, created_at"
     ),
     "customer_lots": (
         f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE customer_id = :cid ORDER BY seq"
+    ),
+    # In one order (creation), so two workers spending one balance never deadlock.
+    "lock_customer_lots": (
+        f"SELECT {_LOT_COLUMNS} FROM balance_lots WHERE customer_id = :cid ORDER BY seq FOR UPDATE"
     ),
 }
 
@@ -60,13 +81,14 @@ def _maybe_lot(row: dict[str, Any] | None) -> BalanceLot | None:
     return lot_from_row(row) if row is not None else None
 
 
-def lot_for_payment(tx: Tx, payment_id: str) -> BalanceLot | None:
-    """The top-up lot a customer-balance payment created."""
-    return _maybe_lot(tx.first("lot_for_payment", pid=payment_id))
+def lot_for_payment(tx: Tx, payment_id: str, *, lock: bool = False) -> BalanceLot | None:
+    """The top-up lot a customer-balance payment created (``lock``: to spend it)."""
+    name = "lock_lot_for_payment" if lock else "lot_for_payment"
+    return _maybe_lot(tx.first(name, pid=payment_id))
 
 
-def get_lot(tx: Tx, lot_id: str) -> BalanceLot | None:
-    return _maybe_lot(tx.first("get_lot", id=lot_id))
+def get_lot(tx: Tx, lot_id: str, *, lock: bool = False) -> BalanceLot | None:
+    return _maybe_lot(tx.first("lock_lot" if lock else "get_lot", id=lot_id))
 
 
 def credit_lots_of_payment(tx: Tx, payment_id: str) -> list[BalanceLot]:
@@ -125,11 +147,18 @@ def record_movement(
 
 
 def move_lot(tx: Tx, lot_id: str, delta: int, **why: Unpack[Movement]) -> None:
-    """Change a lot's remaining amount and record why (negative consumes)."""
+    """Change a lot's remaining amount and record why (negative consumes). A lot that does
+    not hold ``-delta`` any more (spent by another worker) raises ``InsufficientBalance``."""
     tx.run("move_lot", lot=lot_id, delta=delta)
+    if tx.rowcount() != 1:
+        raise InsufficientBalance(
+            f"the customer balance no longer holds what this needs: balance lot {lot_id} "
+            "was spent meanwhile; nothing was written"
+        )
     record_movement(tx, lot_id, delta, **why)
 
 
-def customer_lots(tx: Tx, customer_id: str) -> list[BalanceLot]:
-    """The customer's lots, oldest first."""
-    return [lot_from_row(r) for r in dicts(tx.run("customer_lots", cid=customer_id))]
+def customer_lots(tx: Tx, customer_id: str, *, lock: bool = False) -> list[BalanceLot]:
+    """The customer's lots, oldest first (``lock``: all of them, in that order, to spend)."""
+    name = "lock_customer_lots" if lock else "customer_lots"
+    return [lot_from_row(r) for r in dicts(tx.run(name, cid=customer_id))]

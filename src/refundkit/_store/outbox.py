@@ -48,7 +48,9 @@ def list_events(
     limit: int | None = None,
     undispatched: bool = False,
 ) -> list[Event]:
-    q = sa.select(events).where(events.c.seq > after_seq).order_by(events.c.seq)
+    # Bound as BIGINT: the column is INTEGER on PostgreSQL, a cursor up to 2**63 - 1 is not.
+    after = sa.literal(after_seq, type_=sa.BigInteger)
+    q = sa.select(events).where(events.c.seq > after).order_by(events.c.seq)
     if refund_id is not None:
         q = q.where(events.c.refund_id == refund_id)
     if undispatched:

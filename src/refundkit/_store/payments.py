@@ -29,6 +29,10 @@ SQL: dict[str, str] = {
     "get_payment": f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = :id",
     "lock_payment": f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = :id FOR UPDATE",
     "lock_payment_row": "SELECT id FROM payments WHERE id = :id FOR UPDATE",
+    # uq_payments_gateway_payment, asked before a payment is recorded (and its gateway told).
+    "payment_id_of_gateway_payment": (
+        "SELECT id FROM payments WHERE gateway = :gateway AND gateway_payment_id = :gpid"
+    ),
     "insert_payment": insert_sql("payments", _PAYMENT_COLUMNS),
     "add_held": "UPDATE payments SET held = held + :delta WHERE id = :id",
     "set_payment_flags": (
@@ -86,6 +90,12 @@ def payment_from_row(m: dict[str, Any]) -> Payment:
 def get_payment(tx: Tx, payment_id: str, *, lock: bool = False) -> Payment | None:
     row = tx.first("lock_payment" if lock else "get_payment", id=payment_id)
     return payment_from_row(row) if row else None
+
+
+def payment_id_of_gateway_payment(tx: Tx, gateway: str, gateway_payment_id: str) -> str | None:
+    """The id a gateway's payment is recorded under, if it is."""
+    row = tx.first("payment_id_of_gateway_payment", gateway=gateway, gpid=gateway_payment_id)
+    return str(row["id"]) if row else None
 
 
 def lock_payment_row(tx: Tx, payment_id: str) -> None:

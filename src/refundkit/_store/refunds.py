@@ -17,6 +17,7 @@ from .._schema import (
     STATUSES,
     from_db_time,
     journal_lines,
+    payments,
     refunds,
     to_db_time,
 )
@@ -194,6 +195,33 @@ def list_refunds(
     if statuses is not None:
         q = q.where(refunds.c.status.in_(list(statuses)))
     return [refund_from_row(raw_mapping(r)) for r in conn.execute(q)]
+
+
+def refunded_by(
+    conn: Connection,
+    actor: str,
+    currency: str,
+    *,
+    statuses: Sequence[str],
+    payment_id: str | None = None,
+    customer_id: str | None = None,
+    since: datetime | None = None,
+) -> int:
+    """What ``actor`` refunded in ``currency`` (minor units, refunds in ``statuses``), of one
+    payment or of one customer's payments, from ``since`` on: a person's approval limit."""
+    q = sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount), 0)).where(
+        refunds.c.actor == actor,
+        refunds.c.currency == currency,
+        refunds.c.status.in_(list(statuses)),
+    )
+    if payment_id is not None:
+        q = q.where(refunds.c.payment_id == payment_id)
+    if customer_id is not None:
+        of_customer = sa.select(payments.c.id).where(payments.c.customer_id == customer_id)
+        q = q.where(refunds.c.payment_id.in_(of_customer))
+    if since is not None:
+        q = q.where(refunds.c.created_at >= since)
+    return int(conn.execute(q).scalar_one())
 
 
 def refund_statuses(conn: Connection, statuses: Sequence[str]) -> dict[str, str]:

@@ -209,17 +209,19 @@ def open_kit(
     create: bool = False,
     gateways: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RefundKit:
-    """Open the store at ``url``; a store that cannot be opened is one error line, exit 2."""
+    """Open the store at ``url``. What stops it is typed (``InvalidStore``, exit 2;
+    ``StoreUnavailable``, exit 1; docs/cli.md); anything else is still one error line."""
     from .._kit import RefundKit
 
     try:
         return RefundKit.open(url, create=create, gateways=gateways or None)
     except RefundkitError:
         raise
-    except Exception as exc:  # missing driver, unwritable path, unreachable server
+    except Exception as exc:  # nothing refundkit knows: say what, without a traceback
         raise CliFailure(
             "store_unavailable",
             f"cannot open the store {_safe_url(url)}: {type(exc).__name__}: {one_line(str(exc))}",
+            exit_code=1,
             as_json=as_json,
         ) from exc
 

@@ -31,8 +31,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._approvals import Approval, Approvals
-from .._errors import GatewayError, InvalidInput, NotFound, RefundkitError
+from .._approvals import Allowance, Approval, Approvals
+from .._errors import GatewayError, InvalidInput, InvalidPlan, NotFound, RefundkitError
 from .._kit import RefundKit
 from .._model import Payment, Refund, new_id
 from .._money import Money
@@ -229,12 +229,12 @@ class Dashboard:
             if not reason:
                 raise InvalidInput("Give a reason for the refund.")
             amount = Money.parse(amount_text, payment.amount.currency)
-            limit = self.settings.refund_limit(user.role, amount.currency)
-            if limit is not None and amount > limit:
+            why = self._over_allowance(user, payment.customer_id, [(payment_id, amount)])
+            if why is not None:
                 approval = self.approvals.request(
                     payment_id, amount, reason=reason, requested_by=user.name
                 )
-                flash(request, "approval", approval.sentence(), approval.id)
+                flash(request, "approval", f"{why} {approval.sentence()}", approval.id)
                 return RedirectResponse(f"/payments/{payment_id}", status_code=303)
             refund = self.kit.refund(
                 payment_id,
@@ -305,27 +305,43 @@ class Dashboard:
         user = self.user(request)
         assert user is not None
         try:
-            plan = Plan.from_dict(json.loads(str(form.get("plan", ""))))
+            # Malformed (even deeply nested) JSON is InvalidPlan: a 400 with the sentence.
+            plan = Plan.from_json(str(form.get("plan", "")))
             if plan.customer_id != customer_id or plan.scope != "balance":
-                raise InvalidInput("this plan is for another customer or scope")
+                raise InvalidPlan("this plan is for another customer or scope")
             planned = plan.allocation.planned
             reason = str(form.get("reason", "")).strip() or None
-            limit = self.settings.refund_limit(user.role, planned.currency)
-            if limit is not None and planned > limit:
-                # Above the limit it waits: approving plans again then (same strategy).
+            legs = [(leg.payment_id, leg.amount) for leg in plan.legs]
+            why = self._over_allowance(user, customer_id, legs)
+            if why is not None:
+                # Above the allowance it waits: approving plans again then (same strategy).
                 if not reason:
                     raise InvalidInput("Give a reason for the refund.")
                 approval = self.approvals.request_balance(
                     customer_id, planned, reason=reason, requested_by=user.name,
                     strategy=plan.strategy,
                 )  # fmt: skip
-                flash(request, "approval", approval.sentence(), approval.id)
+                flash(request, "approval", f"{why} {approval.sentence()}", approval.id)
                 return RedirectResponse(f"/customers/{customer_id}", status_code=303)
+            # execute refuses a leg outside the customer's balance (InvalidPlan) before any runs.
             result = self.kit.execute(plan, reason=reason, actor=user.name)
-        except (RefundkitError, ValueError) as exc:
+        except RefundkitError as exc:
             return self.customer_page(request, customer_id, 400, str(exc))
         flash(request, "succeeded", f"Balance refund: {_legs_sentence(result)}.", plan.id)
         return RedirectResponse(f"/customers/{customer_id}", status_code=303)
+
+    def _over_allowance(
+        self, user: User, customer_id: str, refunds: list[tuple[str, Money]]
+    ) -> str | None:
+        """Why these refunds by ``user`` wait for approval (None: they run now). A support
+        user's limits count what they refunded already: of the payment, and of the customer
+        in the last 24 hours (docs/dashboard.md)."""
+        cur = refunds[0][1].currency
+        allowance = Allowance(
+            per_payment=self.settings.refund_limit(user.role, cur),
+            per_customer_day=self.settings.daily_refund_limit(user.role, cur),
+        )
+        return self.approvals.over_allowance(user.name, customer_id, refunds, allowance)
 
     # --- approvals --------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
     [dashboard]
     secret_key = "env:REFUNDKIT_DASHBOARD_SECRET"   # signs the session cookie
     support_refund_limit = { USD = "100.00", EUR = "90.00" }   # or "100.00 USD"
+    support_daily_refund_limit = { USD = "250.00" }   # per customer, any 24 hours
     sign_in_attempts = 5                  # failures that block a name for sign_in_window
     sign_in_attempts_per_address = 20     # failures that block a client address
     sign_in_window = "15m"
@@ -49,6 +50,9 @@ class DashboardSettings:
     #: The most a support user refunds without approval, per currency; a currency not listed
     #: always needs approval.
     support_limits: Mapping[str, Money] = attrs.field(factory=dict)
+    #: The most a support user refunds of one customer's payments in any 24 hours without
+    #: approval, per currency; None: the same as ``support_limits``.
+    support_daily_limits: Mapping[str, Money] | None = None
     #: Failed sign-ins that block a name, or a client address, for ``sign_in_window``.
     sign_in_attempts: int = 5
     sign_in_attempts_per_address: int = 20
@@ -61,6 +65,12 @@ class DashboardSettings:
         if role == "support":
             return self.support_limits.get(currency, Money.zero(currency))
         return Money.zero(currency)
+
+    def daily_refund_limit(self, role: str, currency: str) -> Money | None:
+        """The most ``role`` refunds of one customer in any 24 hours without approval."""
+        if role == "support" and self.support_daily_limits is not None:
+            return self.support_daily_limits.get(currency, Money.zero(currency))
+        return self.refund_limit(role, currency)
 
 
 def hash_password(password: str) -> str:
@@ -89,10 +99,13 @@ def settings_from_config(section: Mapping[str, Any]) -> DashboardSettings:
             raise ConfigurationError(f"dashboard.users: {user.name!r} is listed twice")
         users[user.name] = user
     limits = _limits(section.get("support_refund_limit"))
+    daily_key = "support_daily_refund_limit"
+    daily = None if section.get(daily_key) is None else _limits(section[daily_key], daily_key)
     return DashboardSettings(
         secret_key=secret,
         users=users,
         support_limits=limits,
+        support_daily_limits=daily,
         **_throttle(section),
     )
 
@@ -141,9 +154,9 @@ def _user(raw: Any, where: str) -> User:
     return User(name, role, pw_hash)
 
 
-def _limits(raw: Any) -> dict[str, Money]:
+def _limits(raw: Any, key: str = "support_refund_limit") -> dict[str, Money]:
     """``"100.00 USD"`` or ``{USD = "100.00"}``: amounts as decimal strings, never floats."""
-    where = "[dashboard] support_refund_limit"
+    where = f"[dashboard] {key}"
     if raw is None:
         return {}
     if isinstance(raw, str):

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 @click.option(
     "--after", metavar="EVT_ID", help="Only events after this event id (or sequence number)."
 )
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N events.")
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=2**63 - 1), metavar="N", help="At most N events."
+)
 @click.option("--refund", "refund_id", metavar="ID", help="Only events of this refund.")
 @click.option(
     "--failed",

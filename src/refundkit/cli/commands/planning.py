@@ -199,8 +199,9 @@ def read_plan(run: Run, plan_file: str) -> Plan:
         raise run.fail("invalid_input", f"cannot read the plan file {where}: {why}") from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise run.fail("invalid_input", f"{where} is not a plan: not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise run.fail("invalid_input", f"{where} is not a plan: not JSON ({why})") from None
     if not isinstance(data, dict):
         raise run.fail(
             "invalid_input", f"{where} is not a plan: expected a JSON object from `refundkit plan`"
