@@ -49,6 +49,7 @@ from ._errors import (
     WebhookHeaderMissing,
     WebhookSignatureMismatch,
     WebhookTimestampOutOfTolerance,
+    WebhookUnprocessable,
     WebhookVerificationError,
 )
 from ._gateway import (
@@ -170,6 +171,7 @@ __all__ = [
     "WebhookHeaderMissing",
     "WebhookSignatureMismatch",
     "WebhookTimestampOutOfTolerance",
+    "WebhookUnprocessable",
     "WebhookVerificationError",
     "__version__",
     "find_pans",

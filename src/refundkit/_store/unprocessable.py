@@ -30,8 +30,8 @@ _COLUMNS = (t.c.gateway, t.c.received_at, t.c.error_code, t.c.message, t.c.body_
 
 def insert_unprocessable_webhook(conn: Connection, webhook: UnprocessableWebhook) -> int:
     """Keep one; its id."""
-    result = conn.execute(t.insert().values(**webhook._asdict()))
-    return int(result.inserted_primary_key[0])
+    result = conn.execute(t.insert().values(**webhook._asdict()).returning(t.c.id))
+    return int(result.scalar_one())
 
 
 def list_unprocessable_webhooks(conn: Connection, limit: int = 100) -> list[UnprocessableWebhook]:
