@@ -7,7 +7,8 @@ One module per concept: ``payments``, ``refunds`` (and ``resolutions`` of manual
 ``sessions`` and ``sign_ins`` (the dashboard's) and ``unprocessable`` (inbound webhooks
 acknowledged but unreadable). The engine and its transactions are in ``_db``. The refund
 path runs named statements, compiled once, on the pooled DBAPI connection (``_tx.Tx``); each
-concept module declares its own and ``_sql`` gathers them. The paths off the refund path build theirs with SQLAlchemy Core.
+concept module declares its own and ``_sql`` gathers them. The paths off the refund path
+build theirs with SQLAlchemy Core.
 
 Callers use the package as one namespace (``from . import _store as st``, then
 ``st.get_payment(tx, ...)``): every name is re-exported here and looked up here at call time,
