@@ -48,10 +48,10 @@ ADYEN_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 
 
 def counts(kit: RefundKit) -> dict[str, int]:
+    """Rows of the kit's tables (unprocessable_webhooks apart)."""
     with kit.store.connect() as conn:
         return {
-            t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one())
-            for t in (*TABLES, "unprocessable_webhooks")
+            t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in TABLES
         }
 
 
@@ -109,7 +109,7 @@ def test_a_signed_but_unreadable_sandbox_webhook_is_acknowledged_and_recorded(
     assert row["body_bytes"] == len(body)
     assert row["id"] == answer["unprocessable"]["record"]
     # Nothing else is written, and the refund waits for a readable update (or recovery).
-    assert counts(kit) == before | {"unprocessable_webhooks": 1}
+    assert counts(kit) == before
     assert kit.get_refund(pending).status is RefundStatus.PENDING
     # One log line says so; no card number in it, in the answer or in the record.
     assert "acknowledged an unprocessable sandbox webhook" in caplog.text
@@ -217,7 +217,7 @@ def test_stripe_and_adyen_authentic_but_unreadable_webhooks_are_not_500(
     [row] = recorded(gateway_kit)
     assert row["gateway"] == gateway
     assert row["body_sha256"] == hashlib.sha256(body).hexdigest()
-    assert counts(gateway_kit) == before | {"unprocessable_webhooks": 1}
+    assert counts(gateway_kit) == before
     assert f"acknowledged an unprocessable {gateway} webhook" in caplog.text
 
 
