@@ -1,7 +1,10 @@
 """Bad inputs, "Webhooks and events" (reliability.md): through ``kit.handle_gateway_webhook``.
 
 Every refused delivery raises ``WebhookVerificationError`` (code ``webhook_verification_failed``)
-and writes nothing: no table gains or loses a row and the refund keeps its status. Accepted
+and writes nothing: no table gains or loses a row and the refund keeps its status. A correctly
+signed body that is not the gateway's event raises ``WebhookUnprocessable`` instead (the ASGI
+receiver acknowledges and records it: tests/test_webhook_unprocessable.py), writing nothing
+either. Accepted
 oddities (header case, a rotated second signature, redelivery, reordering) change the state
 once. The sandbox signs like Stripe (``t=…,v1=…``; HMAC-SHA256 over ``t.body``).
 """
@@ -14,7 +17,7 @@ import re
 import pytest
 
 from refundkit import RefundKit, RefundStatus
-from refundkit._errors import WebhookVerificationError
+from refundkit._errors import RefundkitError, WebhookUnprocessable, WebhookVerificationError
 from refundkit.gateways.sandbox import SandboxGateway
 
 from .conftest import FakeClock, record, row_counts, usd
@@ -32,15 +35,25 @@ def pending(kit: RefundKit, sandbox: SandboxGateway) -> tuple[dict[str, str], by
     return delivery
 
 
-def refused(kit: RefundKit, headers: dict[str, str], body: bytes) -> None:
+def refused(
+    kit: RefundKit,
+    headers: dict[str, str],
+    body: bytes,
+    error: type[RefundkitError] = WebhookVerificationError,
+) -> None:
     before = row_counts(kit)
     statuses = [r.status for r in kit.refunds()]
-    with pytest.raises(WebhookVerificationError) as info:
+    with pytest.raises(error) as info:
         kit.handle_gateway_webhook("sandbox", headers, body)
-    assert info.value.code == "webhook_verification_failed"
+    assert info.value.code == error.code
     assert "\n" not in str(info.value)
     assert row_counts(kit) == before
     assert [r.status for r in kit.refunds()] == statuses
+
+
+def unprocessable(kit: RefundKit, headers: dict[str, str], body: bytes) -> None:
+    """Authentic (the signature holds) but not the gateway's event: nothing written."""
+    refused(kit, headers, body, WebhookUnprocessable)
 
 
 def _parts(headers: dict[str, str]) -> tuple[str, str]:
@@ -97,7 +110,7 @@ def test_altered_bodies_are_refused_and_write_nothing(
     headers, body = pending
     if make is None:  # correctly signed, but garbage: refused by the parser, not the HMAC
         garbage = b"NaN"
-        refused(kit, {H: sandbox.sign(garbage, int(clock.now.timestamp()))}, garbage)
+        unprocessable(kit, {H: sandbox.sign(garbage, int(clock.now.timestamp()))}, garbage)
         return
     refused(kit, headers, make(body))  # type: ignore[operator]
 
@@ -173,8 +186,9 @@ def test_json_amounts_that_are_not_integers_are_refused(
     amount: bytes,
 ) -> None:
     """JSON ``1e2``/``100.0`` parse as floats, bare ``NaN`` is accepted by json.loads: a
-    correctly signed webhook carrying one is still refused, and nothing is written."""
+    correctly signed webhook carrying one is still refused (unprocessable), and nothing is
+    written."""
     _, body = pending
     bad = re.sub(rb'"amount":\d+', b'"amount":' + amount, body)
     assert bad != body
-    refused(kit, {H: sandbox.sign(bad, int(clock.now.timestamp()))}, bad)
+    unprocessable(kit, {H: sandbox.sign(bad, int(clock.now.timestamp()))}, bad)

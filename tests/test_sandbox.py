@@ -22,6 +22,7 @@ from refundkit._errors import (
     GatewayUnavailable,
     InvalidInput,
     PaymentExists,
+    WebhookUnprocessable,
     WebhookVerificationError,
 )
 from refundkit._gateway import GatewayRefundRequest, GatewayRefundResult
@@ -660,9 +661,11 @@ def test_webhook_from_the_future_is_refused(sandbox: SandboxGateway, clock: Cloc
 def test_webhook_garbage_body_is_refused(
     sandbox: SandboxGateway, clock: Clock, body: bytes
 ) -> None:
+    """Correctly signed, so authentic, but not an event: unprocessable (no retry cures it),
+    not a verification failure."""
     timestamp = int(clock.now.timestamp())
     headers = {"sandbox-signature": sandbox.sign(body, timestamp)}
-    with pytest.raises(WebhookVerificationError):
+    with pytest.raises(WebhookUnprocessable):
         sandbox.parse_webhook(headers, body)
 
 

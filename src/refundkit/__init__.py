@@ -52,6 +52,7 @@ from ._errors import (
     WebhookHeaderMissing,
     WebhookSignatureMismatch,
     WebhookTimestampOutOfTolerance,
+    WebhookUnprocessable,
     WebhookVerificationError,
 )
 from ._gateway import (
@@ -176,6 +177,7 @@ __all__ = [
     "WebhookHeaderMissing",
     "WebhookSignatureMismatch",
     "WebhookTimestampOutOfTolerance",
+    "WebhookUnprocessable",
     "WebhookVerificationError",
     "__version__",
     "find_pans",

@@ -40,6 +40,7 @@ release a reservation (``refundkit._gateway.DEFINITE_REFUSALS``, with ``InvalidM
     │   ├── WebhookHeaderMalformed  (webhook_header_malformed)
     │   ├── WebhookTimestampOutOfTolerance  (webhook_timestamp_out_of_tolerance)
     │   └── WebhookSignatureMismatch  (webhook_signature_mismatch)
+    ├── WebhookUnprocessable  (webhook_unprocessable)
     ├── ConfigurationError  (configuration_error)
     │   ├── StoreNotFound  (store_not_found)
     │   ├── InvalidStore  (invalid_store)
@@ -341,6 +342,15 @@ class WebhookSignatureMismatch(WebhookVerificationError):
     """No ``v1`` signature in the header matches any of the secrets."""
 
     code = "webhook_signature_mismatch"
+
+
+class WebhookUnprocessable(RefundkitError):
+    """An inbound webhook is authentic (its signature verified) but cannot be read as the
+    gateway's event: a body, amount or currency the plugin cannot parse. Retrying it cannot
+    help, so the ASGI receiver acknowledges it and keeps a record (docs/webhooks.md)."""
+
+    code = "webhook_unprocessable"
+    user_error = False
 
 
 # --- configuration and plugins -------------------------------------------------------------

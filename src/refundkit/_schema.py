@@ -352,3 +352,53 @@ refund_resolutions = sa.Table(
     sa.CheckConstraint("status IN ('succeeded', 'failed')", name="ck_resolutions_status"),
     sqlite_strict=True,
 )
+
+# --- the dashboard and inbound webhooks (0008) -----------------------------------------------
+
+# Signed-in dashboard sessions (docs/dashboard.md). The cookie carries a random token; only its
+# SHA-256 is stored, so reading this table gives no usable cookie. Signing out deletes the row;
+# a session also ends at ``expires_at`` and when the user's password hash changes (the stored
+# ``password_tag`` is a digest of the hash it was opened with).
+dashboard_sessions = sa.Table(
+    "dashboard_sessions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_name", sa.Text, nullable=False, index=True),
+    sa.Column("password_tag", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.CheckConstraint("expires_at > created_at", name="ck_sessions_expiry"),
+    sqlite_strict=True,
+)
+
+# Sign-in attempts counted by the throttle, one row per attempt and key (a name or a client
+# address), shared by every dashboard process. Rows older than the window are pruned; a
+# successful sign-in deletes its name's rows and its own attempt.
+sign_in_attempts = sa.Table(
+    "sign_in_attempts",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("attempt_id", sa.Text, primary_key=True),
+    sa.Column("attempted_at", UTCDateTime, nullable=False, index=True),
+    sqlite_strict=True,
+    sqlite_with_rowid=False,
+)
+sa.Index("ix_sign_in_attempts_key_time", sign_in_attempts.c.key, sign_in_attempts.c.attempted_at)
+
+# Gateway webhooks that were authentic (the plugin verified their signature) but could not be
+# read as the gateway's event: acknowledged so the gateway stops retrying, and kept here. The
+# body itself is not kept (it may hold card data): its SHA-256 and size find it in the
+# gateway's dashboard.
+unprocessable_webhooks = sa.Table(
+    "unprocessable_webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("gateway", sa.Text, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("error_code", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("body_sha256", sa.Text, nullable=False),
+    sa.Column("body_bytes", sa.Integer, nullable=False),
+    sa.CheckConstraint("body_bytes >= 0", name="ck_unprocessable_body_bytes"),
+    sqlite_strict=True,
+)

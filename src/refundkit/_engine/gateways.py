@@ -37,6 +37,10 @@ class GatewayPool:
             self._made[name] = gw
         return gw
 
+    def configured(self, name: str) -> bool:
+        """Whether the kit was given a configuration for ``name`` (``[gateways.<name>]``)."""
+        return name in self._config
+
     def _defaults(self, name: str, clock: Callable[[], datetime]) -> dict[str, Any]:
         if name != "sandbox":
             return {}

@@ -14,6 +14,13 @@ import logging
 from collections.abc import Mapping
 
 from .. import _store as st
+from .._errors import (
+    ConfigurationError,
+    GatewayError,
+    StoreUnavailable,
+    WebhookUnprocessable,
+    WebhookVerificationError,
+)
 from .._gateway import Gateway, GatewayRefundResult, GatewayRefundStatus, GatewayRefundUpdate
 from .._model import Refund, RefundStatus
 from . import outcomes, payments, recovery
@@ -32,7 +39,7 @@ def handle(rt: Runtime, gateway: str, headers: Mapping[str, str], body: bytes) -
     """Verify and apply a gateway's webhook; the refunds it moved (or found already moved)."""
     gw = rt.gateway(gateway)
     applied: list[Refund] = []
-    for update in gw.parse_webhook(headers, body):
+    for update in _parse(gw, headers, body):
         refund = _target(rt, gateway, update)
         if refund is None:
             log.warning(
@@ -97,6 +104,32 @@ def _warn_if_still_contradicted(gw: Gateway, refund: Refund, found: GatewayRefun
             found.status,
             refund.status,
         )
+
+
+#: What ``parse_webhook`` may raise as it is: a refusal of the delivery (not authentic), or a
+#: fault on our side or the gateway's that a retry may cure.
+_PASS_THROUGH = (
+    WebhookVerificationError,
+    WebhookUnprocessable,
+    ConfigurationError,
+    GatewayError,
+    StoreUnavailable,
+)
+
+
+def _parse(gw: Gateway, headers: Mapping[str, str], body: bytes) -> list[GatewayRefundUpdate]:
+    """The plugin's updates. A plugin verifies the signature before it reads the event (and
+    refuses a bad one with ``WebhookVerificationError``), so anything else it raises is about
+    an authentic body it cannot read: ``WebhookUnprocessable``, which no retry cures."""
+    try:
+        return gw.parse_webhook(headers, body)
+    except _PASS_THROUGH:
+        raise
+    except Exception as exc:
+        what = " ".join(str(exc).split())[:200]
+        raise WebhookUnprocessable(
+            f"the {gw.name} webhook is signed but could not be read ({type(exc).__name__}: {what})"
+        ) from exc
 
 
 def _target(rt: Runtime, gateway: str, update: GatewayRefundUpdate) -> Refund | None:

@@ -3,10 +3,12 @@ the only part of refundkit that writes SQL or knows a column name.
 
 One module per concept: ``payments``, ``refunds`` (and ``resolutions`` of manual reviews),
 ``lots``, ``planning`` (the planner's read model), ``outbox`` (events), ``journal``,
-``deliveries`` (outgoing webhooks and their endpoints) and ``approvals``. The engine and its
-transactions are in ``_db``. The refund path runs named statements, compiled once, on the
-pooled DBAPI connection (``_tx.Tx``); each concept module declares its own and ``_sql``
-gathers them. The paths off the refund path build theirs with SQLAlchemy Core.
+``deliveries`` (outgoing webhooks and their endpoints), ``approvals``; for the adapters,
+``sessions`` and ``sign_ins`` (the dashboard's) and ``unprocessable`` (inbound webhooks
+acknowledged but unreadable). The engine and its transactions are in ``_db``. The refund
+path runs named statements, compiled once, on the pooled DBAPI connection (``_tx.Tx``); each
+concept module declares its own and ``_sql`` gathers them. The paths off the refund path
+build theirs with SQLAlchemy Core.
 
 Callers use the package as one namespace (``from . import _store as st``, then
 ``st.get_payment(tx, ...)``): every name is re-exported here and looked up here at call time,
@@ -96,6 +98,26 @@ from .refunds import (
     update_refund,
 )
 from .resolutions import get_resolution, insert_resolution
+from .sessions import (
+    SessionRecord,
+    delete_session,
+    delete_user_sessions,
+    insert_session,
+    live_session,
+    prune_sessions,
+)
+from .sign_ins import (
+    delete_attempts,
+    insert_attempts,
+    lock_sign_in_keys,
+    prune_attempts,
+    recent_attempts,
+)
+from .unprocessable import (
+    UnprocessableWebhook,
+    insert_unprocessable_webhook,
+    list_unprocessable_webhooks,
+)
 
 __all__ = [
     "SQL",
@@ -103,8 +125,10 @@ __all__ = [
     "_WRITE",
     "ApprovalChanges",
     "Prepared",
+    "SessionRecord",
     "Store",
     "Tx",
+    "UnprocessableWebhook",
     "add_credited",
     "add_held",
     "add_refunded",
@@ -117,6 +141,9 @@ __all__ = [
     "credit_lots_of_payment",
     "customer_lots",
     "db_now",
+    "delete_attempts",
+    "delete_session",
+    "delete_user_sessions",
     "disable_endpoint",
     "enable_endpoint",
     "endpoint_starts",
@@ -131,12 +158,15 @@ __all__ = [
     "get_resolution",
     "in_flight_with_next_attempt",
     "insert_approval",
+    "insert_attempts",
     "insert_event",
     "insert_journal",
     "insert_lot",
     "insert_payment",
     "insert_refund",
     "insert_resolution",
+    "insert_session",
+    "insert_unprocessable_webhook",
     "invoice_payments",
     "is_endpoint_disabled",
     "largest_refundable",
@@ -146,7 +176,10 @@ __all__ = [
     "list_journal",
     "list_payments",
     "list_refunds",
+    "list_unprocessable_webhooks",
+    "live_session",
     "lock_payment_row",
+    "lock_sign_in_keys",
     "lot_for_payment",
     "lot_spent_on",
     "mark_dispatched",
@@ -157,6 +190,9 @@ __all__ = [
     "payment_from_row",
     "payment_id_of_gateway_payment",
     "payments_to_reconcile",
+    "prune_attempts",
+    "prune_sessions",
+    "recent_attempts",
     "record_movement",
     "refund_by_gateway_id",
     "refund_by_key",

@@ -255,6 +255,17 @@ class Store:
         with self._write_engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def core_transaction(self) -> Iterator[Connection]:
+        """``core_write`` for the adapters' own tables (dashboard sessions, the sign-in
+        throttle, unprocessable webhooks): a lost connection, a lock timeout or a deadlock
+        raises ``StoreUnavailable``, and nothing of the transaction is written."""
+        try:
+            with self._write_engine.begin() as conn:
+                yield conn
+        except self.unavailable_errors as exc:
+            raise unavailable(exc) from exc
+
     def _raw(self) -> Any:
         try:
             return self.engine.raw_connection()

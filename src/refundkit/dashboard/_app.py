@@ -2,8 +2,9 @@
 
 Every page reads through the kit's facade (quote, payment, refunds, events, journal, balance,
 plan_refund, execute); refunds above a user's limit (of a payment or of a customer's balance)
-go to ``Approvals``. Every POST form carries the session's CSRF token; the session is a signed
-cookie (HttpOnly, SameSite=Lax).
+go to ``Approvals``. Every POST form carries the session's CSRF token. The session cookie is
+signed (HttpOnly, SameSite=Lax, Secure over HTTPS) and holds the token of a session the store
+keeps (``_sessions``): signing out, a new password or the lifetime end it for every copy.
 """
 
 from __future__ import annotations
@@ -23,13 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._approvals import Allowance, Approval, Approvals
 from .._errors import GatewayError, InvalidInput, InvalidPlan, NotFound, RefundkitError
@@ -38,8 +37,11 @@ from .._model import Payment, Refund, new_id
 from .._money import Money
 from .._pans import redact_pans
 from .._planner import Plan, PlanResult
+from ._middleware import SecurityHeaders, SessionCookie
+from ._proxy import TrustedProxies
+from ._sessions import Sessions
 from ._settings import APPROVERS, REFUNDERS, DashboardSettings, User
-from ._throttle import SignInThrottle
+from ._throttle import Attempt, SignInThrottle
 
 log = logging.getLogger("refundkit.dashboard")
 
@@ -71,17 +73,27 @@ class Dashboard:
 
         self._hasher = PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        # Both on the kit's clock (tests move it), both in the kit's store.
+        self.sessions = Sessions(kit.store, lambda: kit.clock(), settings.session_lifetime)
         self.throttle = SignInThrottle(
+            kit.store,
+            lambda: kit.clock(),
             per_name=settings.sign_in_attempts,
             per_address=settings.sign_in_attempts_per_address,
-            window_seconds=settings.sign_in_window.total_seconds(),
+            window=settings.sign_in_window,
         )
 
     # --- plumbing ---------------------------------------------------------------------------
 
     def user(self, request: Request) -> User | None:
-        name = request.session.get("user")
-        return self.settings.users.get(name) if isinstance(name, str) else None
+        """Who is signed in: the live session the cookie names (looked up once a request)."""
+        try:
+            known: User | None = request.state.user
+        except AttributeError:
+            known = request.state.user = self.sessions.user(
+                request.session.get("sid"), self.settings.users
+            )
+        return known
 
     def render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
@@ -100,7 +112,7 @@ class Dashboard:
 
         def decorator(handler: Handler) -> Endpoint:
             async def wrapped(request: Request) -> Response:
-                user = self.user(request)
+                user = await run_in_threadpool(self.user, request)
                 if user is None:
                     if request.method == "POST":
                         raise HTTPException(403, "Sign in first.")
@@ -117,19 +129,22 @@ class Dashboard:
     # --- sign-in ----------------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> Response:
+        await run_in_threadpool(self.user, request)
         return self.render(request, "login.html")
 
     async def login(self, request: Request) -> Response:
         form = await checked_form(request)
+        await run_in_threadpool(self.user, request)  # who was signed in, for the page
         name, password = str(form.get("name", "")), str(form.get("password", ""))
         user = self.settings.users.get(name)
+        # The connection's peer, or what a configured trusted proxy says (TrustedProxies).
         address = request.client.host if request.client else "unknown"
-        wait = self.throttle.wait(name, address)
-        if wait:
+        attempt = await run_in_threadpool(self.throttle.attempt, name, address)
+        if attempt.wait:
             # The name is whatever a stranger typed: a card number must not reach the log.
             shown = redact_pans(name[:64])
             log.warning("dashboard sign-in throttled: %r from %s", shown, address)
-            minutes = math.ceil(wait / 60)
+            minutes = math.ceil(attempt.wait / 60)
             response = self.render(
                 request,
                 "login.html",
@@ -137,15 +152,19 @@ class Dashboard:
                 error=f"Too many failed sign-ins. Try again in {minutes} minute"
                 + ("s." if minutes != 1 else "."),
             )
-            response.headers["Retry-After"] = str(wait)
+            response.headers["Retry-After"] = str(attempt.wait)
             return response
         if not await run_in_threadpool(self._password_ok, user, password):
-            self.throttle.failed(name, address)
+            # The attempt stays counted as a failure.
             return self.render(request, "login.html", 400, error="Wrong name or password.")
         assert user is not None
-        self.throttle.succeeded(name)
+        return await run_in_threadpool(self._signed_in, request, user, attempt)
+
+    def _signed_in(self, request: Request, user: User, attempt: Attempt) -> Response:
+        self.throttle.succeeded(user.name, attempt)
+        self.sessions.end(request.session.get("sid"))  # one signed in before, in this browser
         request.session.clear()  # a fresh session (and CSRF token) at every sign-in
-        request.session["user"] = user.name
+        request.session["sid"] = self.sessions.open(user)
         log.info("dashboard sign-in: %s (%s)", user.name, user.role)
         return RedirectResponse("/payments", status_code=303)
 
@@ -161,7 +180,9 @@ class Dashboard:
             return False
 
     async def logout(self, request: Request) -> Response:
+        """Ends the session in the store: a copy of the cookie signs in no more."""
         await checked_form(request)
+        await run_in_threadpool(self.sessions.end, request.session.get("sid"))
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -464,63 +485,40 @@ def _matches(payment: Any, q: str) -> bool:
     return any(q in f.lower() for f in fields if f)
 
 
-class SecurityHeaders:
-    """No framing, no script, nothing from elsewhere: the pages need only their own CSS."""
-
-    HEADERS = (
-        (
-            b"content-security-policy",
-            b"default-src 'none'; style-src 'self'; img-src 'self'; "
-            b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (b"x-frame-options", b"DENY"),
-        (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"same-origin"),
-        (b"cache-control", b"no-store"),
-    )
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], *self.HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def create_app(
     kit: RefundKit,
     settings: DashboardSettings,
     *,
     https_only: bool = False,
     gateway_webhooks: bool = True,
+    sandbox_webhooks: bool | None = None,
 ) -> Starlette:
-    """The dashboard as an ASGI app over ``kit``. ``https_only`` marks the cookie Secure (set
-    it behind TLS). With ``gateway_webhooks`` it also receives the gateways' webhooks at
-    ``POST /webhooks/{gateway}`` (refundkit.asgi), so one ``refundkit serve`` does both."""
-    from ..asgi import webhook_routes
+    """The dashboard as an ASGI app over ``kit``. The session cookie is Secure on requests
+    that came over HTTPS, and always with ``https_only`` or ``[dashboard] https`` (behind a
+    TLS proxy that does not say ``X-Forwarded-Proto``). With ``gateway_webhooks`` it also
+    receives the gateways' webhooks at ``POST /webhooks/{gateway}`` (refundkit.asgi), so one
+    ``refundkit serve`` does both; ``sandbox_webhooks`` as ``webhook_routes``' ``sandbox``
+    (by default: only when the kit configures the sandbox)."""
+    from ..asgi import PREFIX, BodyLimit, webhook_routes
 
     d = Dashboard(kit, settings)
     routes = _routes(d)
     if gateway_webhooks:
-        routes += webhook_routes(kit)
+        routes += webhook_routes(
+            kit, max_body_bytes=settings.webhook_max_body_bytes, sandbox=sandbox_webhooks
+        )
+    lifetime = int(settings.session_lifetime.total_seconds())
     middleware = [
+        Middleware(TrustedProxies, proxies=settings.trusted_proxies),
+        # The webhook route carries its own limit.
+        Middleware(BodyLimit, limit=settings.max_body_bytes, skip=(PREFIX,)),
         Middleware(SecurityHeaders),
         Middleware(
-            SessionMiddleware,
+            SessionCookie,
             secret_key=settings.secret_key,
-            session_cookie=SESSION_COOKIE,
-            same_site="lax",
-            https_only=https_only,
-            max_age=8 * 3600,
+            cookie=SESSION_COOKIE,
+            max_age=lifetime,
+            https_only=https_only or settings.https,
         ),
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=_handlers(d))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from .._money import Money
-from ._settings import DashboardSettings, User, hash_password
+from ._settings import DashboardSettings, User, hash_password, parse_proxies
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -50,9 +50,22 @@ def open_demo(directory: Path | None = None) -> Demo:
 
     path = directory or Path(tempfile.mkdtemp(prefix="refundkit-dashboard-demo-"))
     url = f"sqlite:///{path / 'refundkit.db'}"
-    kit = RefundKit.open(url)
+    # The sandbox configured: the demo's dashboard receives its webhooks too.
+    kit = RefundKit.open(url, gateways={"sandbox": {}})
     run_tour(kit, db_url=url)
     return Demo(kit, demo_settings(), url)
+
+
+def with_serving(
+    settings: DashboardSettings, *, https: bool, proxies: Sequence[str]
+) -> DashboardSettings:
+    """``refundkit serve``'s ``--https`` / TLS and ``--trusted-proxy`` over the settings."""
+    extra = parse_proxies(list(proxies))
+    return attrs.evolve(
+        settings,
+        https=settings.https or https,
+        trusted_proxies=(*settings.trusted_proxies, *extra),
+    )
 
 
 def demo_banner(demo: Demo, url: str) -> list[str]:
@@ -64,8 +77,34 @@ def demo_banner(demo: Demo, url: str) -> list[str]:
     return lines
 
 
-def run_server(app: Starlette, host: str, port: int, echo: Callable[[str], None]) -> None:
+@attrs.frozen
+class TLS:
+    """uvicorn serves HTTPS itself with these (``refundkit serve --ssl-certfile``)."""
+
+    certfile: str
+    keyfile: str
+
+
+def run_server(
+    app: Starlette,
+    host: str,
+    port: int,
+    echo: Callable[[str], None],
+    tls: TLS | None = None,
+) -> None:
+    """uvicorn, trusting no proxy headers of its own: the dashboard believes
+    ``X-Forwarded-For`` only from ``[dashboard] trusted_proxies`` (``_proxy``)."""
     import uvicorn
 
-    echo(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    scheme = "https" if tls else "http"
+    echo(f"Serving on {scheme}://{host}:{port} (Ctrl+C to stop)")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        proxy_headers=False,
+        ssl_certfile=tls.certfile if tls else None,
+        ssl_keyfile=tls.keyfile if tls else None,
+    )

@@ -9,6 +9,11 @@
     sign_in_attempts = 5                  # failures that block a name for sign_in_window
     sign_in_attempts_per_address = 20     # failures that block a client address
     sign_in_window = "15m"
+    session_lifetime = "8h"               # a session ends this long after sign-in
+    https = false                         # true behind an HTTPS proxy: the cookie is Secure
+    trusted_proxies = []                  # addresses/networks whose X-Forwarded-For is believed
+    max_body_bytes = 65536                # larger dashboard requests are refused (413)
+    webhook_max_body_bytes = 1048576      # the same for POST /webhooks/{gateway}
 
     [[dashboard.users]]
     name = "alice"
@@ -18,6 +23,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
@@ -34,6 +40,12 @@ REFUNDERS: Final = ("support", "billing_admin")
 #: Who may approve or reject another person's refund.
 APPROVERS: Final = ("billing_admin",)
 _MIN_SECRET: Final = 32
+#: A dashboard request body larger than this is refused (413): its forms are a few kilobytes.
+MAX_BODY_BYTES: Final = 64 * 1024
+#: The same for the gateways' webhooks it receives (``refundkit.asgi``).
+WEBHOOK_MAX_BODY_BYTES: Final = 1 << 20
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @attrs.frozen
@@ -57,6 +69,16 @@ class DashboardSettings:
     sign_in_attempts: int = 5
     sign_in_attempts_per_address: int = 20
     sign_in_window: timedelta = timedelta(minutes=15)
+    #: A session ends this long after sign-in (and at sign-out, or when the password changes).
+    session_lifetime: timedelta = timedelta(hours=8)
+    #: Served over HTTPS, or behind a proxy that is: the session cookie is always Secure.
+    #: (A request that arrives over HTTPS gets a Secure cookie either way.)
+    https: bool = False
+    #: Proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; by default
+    #: none, and the client address is the connection's peer.
+    trusted_proxies: tuple[Network, ...] = ()
+    max_body_bytes: int = MAX_BODY_BYTES
+    webhook_max_body_bytes: int = WEBHOOK_MAX_BODY_BYTES
 
     def refund_limit(self, role: str, currency: str) -> Money | None:
         """The most ``role`` refunds without approval (None: no limit of the dashboard's)."""
@@ -107,29 +129,58 @@ def settings_from_config(section: Mapping[str, Any]) -> DashboardSettings:
         support_limits=limits,
         support_daily_limits=daily,
         **_throttle(section),
+        **_serving(section),
     )
 
 
 def _throttle(section: Mapping[str, Any]) -> dict[str, Any]:
     """The sign-in throttle settings ``[dashboard]`` gives; the others keep their defaults."""
     given: dict[str, Any] = {
-        key: _count(key, section[key])
+        key: _count(key, section[key], 1000)
         for key in ("sign_in_attempts", "sign_in_attempts_per_address")
         if key in section
     }
-    if "sign_in_window" in section:
-        given["sign_in_window"] = _window(section["sign_in_window"])
+    for key in ("sign_in_window", "session_lifetime"):
+        if key in section:
+            given[key] = _duration(key, section[key])
     return given
 
 
-def _count(key: str, value: Any) -> int:
-    if type(value) is not int or not 1 <= value <= 1000:
-        raise ConfigurationError(f"[dashboard] {key} must be a whole number from 1 to 1000")
+def _serving(section: Mapping[str, Any]) -> dict[str, Any]:
+    """HTTPS, trusted proxies and body limits, as ``[dashboard]`` gives them."""
+    given: dict[str, Any] = {
+        key: _count(key, section[key], 1 << 30)
+        for key in ("max_body_bytes", "webhook_max_body_bytes")
+        if key in section
+    }
+    if "https" in section:
+        if not isinstance(section["https"], bool):
+            raise ConfigurationError("[dashboard] https must be true or false")
+        given["https"] = section["https"]
+    if "trusted_proxies" in section:
+        given["trusted_proxies"] = parse_proxies(section["trusted_proxies"])
+    return given
+
+
+def parse_proxies(raw: Any) -> tuple[Network, ...]:
+    """``["10.0.0.5", "10.1.0.0/16", "::1"]`` → networks; refuses anything else."""
+    where = "[dashboard] trusted_proxies"
+    if not isinstance(raw, list | tuple) or not all(isinstance(p, str) for p in raw):
+        raise ConfigurationError(f'{where} must be a list of addresses, e.g. ["10.0.0.5"]')
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+
+
+def _count(key: str, value: Any, most: int) -> int:
+    if type(value) is not int or not 1 <= value <= most:
+        raise ConfigurationError(f"[dashboard] {key} must be a whole number from 1 to {most}")
     return value
 
 
-def _window(raw: Any) -> timedelta:
-    where = "[dashboard] sign_in_window"
+def _duration(key: str, raw: Any) -> timedelta:
+    where = f"[dashboard] {key}"
     try:
         steps = parse_schedule(raw) if isinstance(raw, str) else ()
     except RefundkitError:

@@ -1,85 +1,94 @@
-"""Failed sign-ins, counted per user name and per client address over a sliding window.
+"""Sign-in attempts, counted per user name and per client address over a sliding window, in
+the store: every dashboard process shares the counts, and a restart keeps them.
 
 Past the limit a sign-in is refused *before* the password is checked: guessing stops, and so
-does the CPU an argon2 check costs (unthrottled, guessing is also a denial of service). The
-counts live in this process's memory: each dashboard process throttles on its own, and a
-restart forgets them (documented in docs/dashboard.md).
+does the CPU an argon2 check costs (unthrottled, guessing is also a denial of service). An
+attempt is counted as it starts, with its keys locked (``_store.sign_ins``), so concurrent
+guesses cannot all slip under the limit; a right password then takes it back and clears the
+name's count. A name's block is rows of its own: failures under other names or from other
+addresses never evict it. Rows older than the window are pruned, so storage is bounded by the
+attempts one window can hold (a blocked name or address adds none).
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
-from typing import Final
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
 
-#: Keys kept at most; the oldest is dropped beyond it, so random names cannot fill memory.
-_MAX_KEYS: Final = 10_000
+import attrs
+
+from .. import _store as st
+from .._model import new_id
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+#: The longest name kept as a key: configured names have at most 64 characters.
+_NAME_CHARS: Final = 128
+
+
+@attrs.frozen
+class Attempt:
+    """A sign-in let through (``id``, counted as a failure until ``succeeded``), or refused
+    for ``wait`` more seconds (``id`` None)."""
+
+    id: str | None
+    wait: int = 0
 
 
 class SignInThrottle:
-    """``per_name`` failures for one name, or ``per_address`` from one address, within
-    ``window_seconds`` block further sign-ins there until the oldest failure ages out."""
+    """``per_name`` attempts for one name, or ``per_address`` from one address, within
+    ``window`` block further sign-ins there until the oldest of them ages out."""
 
     def __init__(
         self,
+        store: st.Store,
+        clock: Callable[[], datetime],
         *,
         per_name: int = 5,
         per_address: int = 20,
-        window_seconds: float = 900.0,
-        clock: Callable[[], float] = time.monotonic,
+        window: timedelta = timedelta(minutes=15),
     ) -> None:
+        self.store = store
+        self.clock = clock
         self.per_name = per_name
         self.per_address = per_address
-        self.window = window_seconds
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self.window = window
 
-    def wait(self, name: str, address: str) -> int:
-        """Whole seconds until a sign-in for ``name`` from ``address`` may be tried; 0: now."""
+    def attempt(self, name: str, address: str) -> Attempt:
+        """Count a sign-in for ``name`` from ``address``, or refuse it (counting nothing)."""
+        limits = {_name(name): self.per_name, _addr(address): self.per_address}
         now = self.clock()
-        with self._lock:
-            waits = [
-                self._wait(key, limit, now)
-                for key, limit in ((_name(name), self.per_name), (_addr(address), self.per_address))
-            ]
-        return max(waits)
+        with self.store.core_transaction() as conn:
+            st.lock_sign_in_keys(conn, limits)
+            wait = max(self._wait(conn, key, limit, now) for key, limit in limits.items())
+            if wait:
+                return Attempt(None, wait)
+            st.prune_attempts(conn, now - self.window)
+            attempt = Attempt(new_id("sia_"))
+            assert attempt.id is not None
+            st.insert_attempts(conn, attempt.id, list(limits), now)
+        return attempt
 
-    def failed(self, name: str, address: str) -> None:
-        now = self.clock()
-        with self._lock:
-            for key in (_name(name), _addr(address)):
-                self._failures.setdefault(key, deque()).append(now)
-                self._failures[key] = self._failures.pop(key)  # most recent last
-            while len(self._failures) > _MAX_KEYS:
-                del self._failures[next(iter(self._failures))]
+    def succeeded(self, name: str, attempt: Attempt) -> None:
+        """A right password: the name's count starts again, and this attempt is no failure
+        at its address either (the address's other failures stay: one good account must not
+        reopen guessing at the others from the same place)."""
+        with self.store.core_transaction() as conn:
+            st.delete_attempts(conn, key=_name(name), attempt_id=attempt.id)
 
-    def succeeded(self, name: str) -> None:
-        """A right password clears the name's failures (not the address's: one good account
-        must not reopen guessing at the others from the same place)."""
-        with self._lock:
-            self._failures.pop(_name(name), None)
-
-    def _wait(self, key: str, limit: int, now: float) -> int:
-        times = self._failures.get(key)
-        if not times:
+    def _wait(self, conn: Connection, key: str, limit: int, now: datetime) -> int:
+        recent = st.recent_attempts(conn, key, now - self.window, limit)
+        if len(recent) < limit:
             return 0
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return 0
-        if len(times) < limit:
-            return 0
-        return max(1, math.ceil(times[-limit] + self.window - now))
+        return max(1, math.ceil((recent[-1] + self.window - now).total_seconds()))
 
 
 def _name(name: str) -> str:
-    return "name:" + name.strip().casefold()
+    return "name:" + name.strip().casefold()[:_NAME_CHARS]
 
 
 def _addr(address: str) -> str:
-    return "addr:" + address
+    return "addr:" + address[:_NAME_CHARS]

@@ -1,3 +1,3 @@
 """Alembic migrations of refundkit's store. ``HEAD`` is the newest revision; a test checks it."""
 
-HEAD = "0007"
+HEAD = "0008"

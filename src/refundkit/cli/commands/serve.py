@@ -15,7 +15,36 @@ from .._app import Run, cli, kit_command
 @click.option(
     "--demo", is_flag=True, help="Serve a fresh demo store with demo users (printed at start)."
 )
-def serve_command(run: Run, host: str, port: int, demo: bool) -> None:
+@click.option(
+    "--https",
+    "behind_https",
+    is_flag=True,
+    help="The dashboard is reached over HTTPS (a TLS proxy in front): the cookie is Secure.",
+)
+@click.option(
+    "--ssl-certfile", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS: the cert."
+)
+@click.option(
+    "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS: its key."
+)
+@click.option(
+    "--trusted-proxy",
+    "proxies",
+    multiple=True,
+    metavar="ADDRESS",
+    help="A proxy whose X-Forwarded-For/-Proto are believed (an IP or a network; repeatable; "
+    "added to [dashboard] trusted_proxies). By default none is.",
+)
+def serve_command(
+    run: Run,
+    host: str,
+    port: int,
+    demo: bool,
+    behind_https: bool,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    proxies: tuple[str, ...],
+) -> None:
     """Serve the admin dashboard (docs/dashboard.md) over the store.
 
     Users, roles, the session key and the support refund limit come from the [dashboard] table
@@ -23,16 +52,21 @@ def serve_command(run: Run, host: str, port: int, demo: bool) -> None:
     """
     from ...dashboard import _serve, create_app, settings_from_config
 
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise run.fail("usage_error", "--ssl-certfile and --ssl-keyfile go together")
+    tls = _serve.TLS(ssl_certfile, ssl_keyfile) if ssl_certfile and ssl_keyfile else None
     if demo:
         d = _serve.open_demo()
         kit, settings = d.kit, d.settings
-        for line in _serve.demo_banner(d, f"http://{host}:{port}/"):
+        scheme = "https" if tls else "http"
+        for line in _serve.demo_banner(d, f"{scheme}://{host}:{port}/"):
             click.echo(line)
     else:
         settings = settings_from_config(run.config.section("dashboard"))
         kit = run.kit
+    settings = _serve.with_serving(settings, https=behind_https or tls is not None, proxies=proxies)
     try:
-        _serve.run_server(create_app(kit, settings), host, port, click.echo)
+        _serve.run_server(create_app(kit, settings), host, port, click.echo, tls)
     finally:
         kit.close()
 

@@ -26,7 +26,7 @@ from ..._errors import (
     GatewayUnavailable,
     InvalidMoney,
     PaymentExists,
-    WebhookVerificationError,
+    WebhookUnprocessable,
 )
 from ..._gateway import (
     Capabilities,
@@ -284,16 +284,17 @@ class SandboxGateway(SandboxControls, Gateway):
         """Verify the ``sandbox-signature`` header and read the refund update in ``body``.
 
         Raises ``WebhookVerificationError`` for a missing or garbled header, a wrong
-        signature, a timestamp more than 300 s away from the sandbox clock, or a body that
-        is not the JSON event. Event types other than ``refund.updated`` give no update.
+        signature or a timestamp more than 300 s away from the sandbox clock, and (once the
+        signature holds) ``WebhookUnprocessable`` for a body that is not the JSON event.
+        Event types other than ``refund.updated`` give no update.
         """
         self._verify(headers, body)
         try:
             event = json.loads(body)
         except ValueError:
-            raise WebhookVerificationError("sandbox webhook body is not JSON") from None
+            raise WebhookUnprocessable("sandbox webhook body is not JSON") from None
         if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-            raise WebhookVerificationError("sandbox webhook body is not an event")
+            raise WebhookUnprocessable("sandbox webhook body is not an event")
         if event.get("type") != "refund.updated":
             return []
         return [_update(event)]
@@ -476,7 +477,7 @@ def _update(event: dict[str, Any]) -> GatewayRefundUpdate:
             event_id=event["id"],
         )
     except (KeyError, ValueError, InvalidMoney) as exc:
-        raise WebhookVerificationError(f"sandbox webhook event is malformed: {exc}") from None
+        raise WebhookUnprocessable(f"sandbox webhook event is malformed: {exc}") from None
 
 
 def _opt_str(value: object) -> str | None:
