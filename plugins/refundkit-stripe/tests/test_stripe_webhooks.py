@@ -21,6 +21,7 @@ from refundkit import (
     Money,
     RefundKit,
     RefundStatus,
+    WebhookUnprocessable,
     WebhookVerificationError,
 )
 
@@ -49,11 +50,20 @@ def test_a_refund_failed_reports_failed_whatever_it_was_before(previous: str | N
     assert update.status == "failed"
 
 
-@pytest.mark.parametrize("status", ["", "reversed", "in_transit", None, 3])
+@pytest.mark.parametrize("status", ["", "reversed", "in_transit"])
 def test_a_status_the_plugin_cannot_classify_gives_no_update(status: object) -> None:
     """R-2.4: a status outside STATUS_TABLE moves nothing (held), never reads as pending."""
     headers, body = signed_refund_delivery("rf_1", "re_1", status=status)
     assert make_gateway().parse_webhook(headers, body) == []
+
+
+@pytest.mark.parametrize("status", [None, 3])
+def test_a_status_that_is_not_text_is_unprocessable(status: object) -> None:
+    """Issue 14: an authentic event whose status is no status at all is malformed, not a new
+    status: unprocessable (acknowledged and recorded), and nothing moves."""
+    headers, body = signed_refund_delivery("rf_1", "re_1", status=status)
+    with pytest.raises(WebhookUnprocessable):
+        make_gateway().parse_webhook(headers, body)
 
 
 def test_a_failure_of_a_pending_refund_is_failed() -> None:
@@ -112,9 +122,11 @@ def test_charge_refunded_gives_one_update_per_listed_refund() -> None:
         {"object": "refund", "amount": 100, "currency": "usd"},  # no id
     ],
 )
-def test_a_signed_event_without_a_proper_refund_is_refused(refund: dict[str, object]) -> None:
+def test_a_signed_event_without_a_proper_refund_is_unprocessable(refund: dict[str, object]) -> None:
+    """Issue 14: authentic but unreadable, so acknowledged and recorded (no retry cures it),
+    not refused as if its signature were wrong."""
     event = {"id": "evt_3", "object": "event", "type": "refund.updated", "data": {"object": refund}}
-    with pytest.raises(WebhookVerificationError):
+    with pytest.raises(WebhookUnprocessable):
         make_gateway().parse_webhook(*signed(json.dumps(event).encode()))
 
 

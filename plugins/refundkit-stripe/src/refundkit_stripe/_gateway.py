@@ -28,6 +28,7 @@ from refundkit import (
     GatewayRefundStatus,
     GatewayRefundUpdate,
     Money,
+    WebhookUnprocessable,
     WebhookVerificationError,
 )
 
@@ -267,7 +268,7 @@ class StripeGateway(Gateway):
         data = event.get("data")
         obj = data.get("object") if isinstance(data, dict) else None
         if not isinstance(obj, dict):
-            raise WebhookVerificationError("stripe webhook event has no data.object")
+            raise WebhookUnprocessable("stripe webhook event has no data.object")
         kind = event.get("type")
         if kind in REFUND_EVENTS:
             # The refund as it is now; previous_attributes says what it was and is not read.
@@ -288,8 +289,9 @@ class StripeGateway(Gateway):
             and isinstance(refund.get("id"), str)
             and type(refund.get("amount")) is int
             and isinstance(refund.get("currency"), str)
+            and isinstance(refund.get("status"), str)
         ):
-            raise WebhookVerificationError("stripe webhook event does not carry a refund")
+            raise WebhookUnprocessable("stripe webhook event does not carry a refund")
         status = refund_status(refund.get("status"))
         if status == "unknown":
             return None

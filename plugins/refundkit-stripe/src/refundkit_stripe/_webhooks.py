@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from refundkit import WebhookVerificationError
+from refundkit import WebhookUnprocessable, WebhookVerificationError
 
 SIGNATURE_HEADER: Final = "stripe-signature"
 DEFAULT_TOLERANCE: Final = 300
@@ -27,7 +27,8 @@ def sign(body: bytes, secret: str, timestamp: int) -> str:
 def verify(
     headers: Mapping[str, str], body: bytes, secret: str, now: float, tolerance: int
 ) -> dict[str, Any]:
-    """The event in ``body`` if ``headers`` carry a valid, fresh signature; else raise."""
+    """The event in ``body`` if ``headers`` carry a valid, fresh signature; else raise
+    (``WebhookVerificationError``; a signed body that is not an event: ``WebhookUnprocessable``)."""
     header = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
     if not header:
         raise WebhookVerificationError("stripe webhook has no Stripe-Signature header")
@@ -42,9 +43,9 @@ def verify(
     try:
         event = json.loads(body)
     except (UnicodeDecodeError, ValueError):
-        raise WebhookVerificationError("stripe webhook body is not JSON") from None
+        raise WebhookUnprocessable("stripe webhook body is not JSON") from None
     if not (isinstance(event, dict) and event.get("object") == "event"):
-        raise WebhookVerificationError("stripe webhook body is not an event")
+        raise WebhookUnprocessable("stripe webhook body is not an event")
     return event
 
 
