@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ._errors import UnknownGateway, WebhookVerificationError
+from ._errors import CardDataRefused, UnknownGateway, WebhookVerificationError
 
 if TYPE_CHECKING:
     from ._kit import RefundKit
@@ -49,7 +49,7 @@ def webhook_routes(kit: RefundKit) -> list[Route]:
             )
         except UnknownGateway:
             return _error(404, "unknown_gateway", f"no gateway named {gateway!r} is installed")
-        except WebhookVerificationError as exc:
+        except (WebhookVerificationError, CardDataRefused) as exc:  # the sender's mistake: 400
             log.warning("refused a webhook for %s: %s (%s)", gateway, exc.code, exc)
             return _error(400, exc.code, str(exc))
         except Exception:
