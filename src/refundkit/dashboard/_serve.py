@@ -65,7 +65,13 @@ def demo_banner(demo: Demo, url: str) -> list[str]:
 
 
 def run_server(app: Starlette, host: str, port: int, echo: Callable[[str], None]) -> None:
+    """Serve ``app`` under uvicorn. Its access log writes each request's path and query: the
+    card-number filter (``refundkit._logs``, put on uvicorn's loggers when refundkit is
+    imported, again here) redacts one typed into a search box or a URL."""
     import uvicorn
 
+    from .._logs import install
+
+    install()
     echo(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
