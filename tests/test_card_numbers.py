@@ -208,13 +208,15 @@ def test_r5_4_every_refundkit_logger_and_the_servers_carry_the_filter() -> None:
     assert set(names) <= set(LOGGERS)
 
 
-def test_r5_4_a_logged_card_number_is_redacted_in_message_args_and_traceback(
+def test_r5_4_a_logged_card_number_is_redacted_in_message_args_extra_and_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     pan = luhn_complete("601111111111111")
     caplog.set_level(logging.DEBUG)
     log = logging.getLogger("refundkit")
     log.warning("payment %s not found", f"{pan[:4]}.{pan[4:8]}.{pan[8:12]}.{pan[12:]}")
+    log.info("card seen", extra={"card": {"number": pan}})
+    assert caplog.records[-1].__dict__["card"] == "{'number': '[card number removed]'}"
     try:
         raise ValueError(f"bad {pan}")
     except ValueError:

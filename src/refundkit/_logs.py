@@ -5,7 +5,8 @@ uvicorn's (its access log writes each request's path and query string: a card nu
 into the dashboard's search box would land there) and on the gateway SDKs' and HTTP clients'
 (R-5.4 scans them). A filter on a logger sees the records logged through that very logger, so
 each name is listed; ``tests/test_card_numbers.py`` checks that every ``refundkit.*`` logger
-has it. The message, a traceback and a stack are redacted with ``_pans.redact_pans``.
+has it. The message, its arguments, a traceback, a stack and ``extra=`` fields are redacted
+with ``_pans.redact_pans``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ LOGGERS: Final = (
     "httpx",
 )
 _FORMATTER: Final = logging.Formatter()
+#: The attributes every record has; the others came with ``extra=``.
+_STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class RedactCardNumbers(logging.Filter):
@@ -50,6 +53,10 @@ class RedactCardNumbers(logging.Filter):
                 record.exc_text = redact_pans(text)
         if record.stack_info and has_pan(record.stack_info):
             record.stack_info = redact_pans(record.stack_info)
+        for name in record.__dict__.keys() - _STANDARD:  # extra={...}: a formatter may print it
+            value = record.__dict__[name]
+            if has_pan(value if isinstance(value, str) else str(value)):
+                record.__dict__[name] = redact_pans(str(value))
         return True
 
 
