@@ -74,7 +74,8 @@ def is_pan(digits: str) -> bool:
 
 class _Fold(dict[int, int]):
     """``str.translate`` table: each Unicode digit, space or dash to its ASCII twin, one
-    character for one, so offsets in the folded text are offsets in the original."""
+    character for one, so offsets in the folded text are offsets in the original. Only the
+    characters that change are kept (under a thousand), whatever text comes by."""
 
     def __missing__(self, code: int) -> int:
         char = chr(code)
@@ -89,6 +90,8 @@ class _Fold(dict[int, int]):
             nfkc = unicodedata.normalize("NFKC", char)
             if len(nfkc) == 1 and nfkc.isascii() and (nfkc in SEPARATORS or nfkc.isdigit()):
                 folded = ord(nfkc)
+        if folded == code:
+            raise LookupError(code)  # translate leaves it as it is
         self[code] = folded
         return folded
 
