@@ -48,7 +48,8 @@ PROPERTY = settings(
 )
 
 #: Adyen pspReferences as recorded in ../shared/fixtures (OpenAPI examples, spree_adyen and
-#: adyen-python-api-library webhooks): 16 characters, digits first; none is a card number.
+#: adyen-python-api-library webhooks), and 8815329842815468 (one of the same shape): 16
+#: characters, digits first; none is a card number.
 PSP_REFERENCES = (
     "8313547924770610",
     "8515208516304269",
