@@ -874,3 +874,13 @@ def _wait_for(url: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_the_unicode_fold_table_stays_small_whatever_text_comes_by() -> None:
+    """Text from strangers (a search box, a webhook) must not grow a cache without bound."""
+    from refundkit._pans import _FOLD
+
+    everything = "".join(chr(c) for c in range(0x80, 0x30000) if not 0xD800 <= c < 0xE000)
+    has_pan(everything)
+    has_pan(everything)
+    assert 600 < len(_FOLD) < 2000  # the Unicode digits, spaces and dashes
