@@ -1,11 +1,15 @@
 """R-5.4: canary card numbers go in everywhere a caller could put one; none comes out.
 
-A run offers the canary cards (and CVVs) through the facade, the CLI and a webhook, then does
-ordinary refunds (pending, timeout, recovery, reversal, reconciliation of a dashboard refund)
-on payments whose card is the canary's first 6 + last 4. Then it scans every sink for a
-Luhn-valid 13-19 digit run (``find_pans``): the log records, every exception's text and
-``to_dict()``, every table of the store, the sandbox gateway's own database, the event
-outbox and the CLI's output. (Cassettes are scanned by ``tests/test_cassettes.py``.)
+A run offers the canary cards (and CVVs), written with spaces, dashes, dots, slashes,
+underscores or mixed, through the facade (ids, references, free text, card fields), the CLI,
+a webhook and the dashboard's search box, then does ordinary refunds (pending, timeout,
+recovery, reversal, reconciliation of a dashboard refund) on payments whose card is the
+canary's first 6 + last 4, and delivers the events as signed webhooks. Then it scans every
+sink for a Luhn-valid 13-19 digit run, whatever its prefix (``find_pans(any_prefix=True)``):
+the log records, every exception's text and ``to_dict()``, every table of the store (all of
+them, not a list), the sandbox gateway's own database, the event outbox, the delivered webhook
+bodies, the CLI's output and the server's access log lines. (Cassettes are scanned by
+``tests/test_cassettes.py``; every field of every entry point by ``test_card_numbers.py``.)
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sqlite3
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +27,21 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from refundkit import Card, Money, RefundKit, RefundkitError
+from refundkit._delivery import Outcome
 from refundkit._pans import find_pans
 from refundkit.cli import cli
+from refundkit.dashboard import create_app
 from refundkit.gateways.sandbox import SandboxGateway
+from refundkit.webhooks import new_secret
 
-from .conftest import TABLES, FakeClock, record, usd
+from ._cards import capture_access_log, sqlite_dump, table_dump
+from ._dashboard import settings
+from .conftest import FakeClock, record, usd
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for the httpx2 fork in its TestClient; httpx works the same here.
+    warnings.filterwarnings("ignore", message=".*install `httpx2`", category=UserWarning)
+    from starlette.testclient import TestClient
 
 #: reliability.md R-5.4: Visa, Amex, Discover, Mastercard test numbers; CVVs.
 CANARIES = ("4111111111111111", "378282246310005", "6011111111111117", "5555555555554444")
@@ -37,13 +51,15 @@ _IDS = re.compile(r"[A-Za-z]+[_-][A-Za-z0-9_-]*[a-f][A-Za-z0-9_-]*")
 
 
 def printed(pan: str) -> list[str]:
-    """The ways a card number gets typed: plain, in groups of 4 with spaces or dashes."""
-    groups = " ".join(pan[i : i + 4] for i in range(0, len(pan), 4))
-    return [pan, groups, groups.replace(" ", "-")]
+    """The ways a card number gets typed: plain, in groups of 4 with spaces, dashes, dots,
+    slashes or underscores, and mixed."""
+    groups = [pan[i : i + 4] for i in range(0, len(pan), 4)]
+    mixed = "".join(g + "-./_ "[i % 5] for i, g in enumerate(groups))[:-1]
+    return [pan, *(sep.join(groups) for sep in (" ", "-", ".", "/", "_")), mixed]
 
 
 def leaks(text: str) -> list[str]:
-    return find_pans(_IDS.sub("", text))
+    return find_pans(_IDS.sub("", text), any_prefix=True)
 
 
 def canary_card(pan: str) -> Card:
@@ -84,6 +100,24 @@ def card_inputs(kit: RefundKit, pan: str, n: int) -> list[Callable[[], object]]:
         lambda: kit.refund("pay_1", usd("1.00"), idempotency_key=pan.replace(" ", "-")),
         lambda: kit.quote(pan),
         lambda: kit.refund(pan),
+        lambda: record(kit, pan),
+        lambda: record(kit, f"pay_bad_{n}", customer_id=pan),
+        lambda: record(kit, f"pay_bad_{n}", invoice_id=pan),
+        lambda: kit.record_payment(
+            id=f"pay_bad_{n}",
+            customer_id="cus_1",
+            amount=usd("1.00"),
+            gateway="sandbox",
+            gateway_payment_id=pan,
+        ),
+        lambda: kit.issue_credit("pay_1", usd("1.00"), reference=pan),
+        lambda: kit.redeem_balance("cus_1", usd("1.00"), reference=pan),
+        lambda: kit.plan_refund("cus_1", usd("1.00"), scope=pan),
+        lambda: kit.execute({**kit.plan_refund("cus_1", usd("1.00")).to_dict(), "id": pan}),
+        lambda: kit.resolve(
+            kit.refunds("pay_1")[0].id, "succeeded", actor="a", note="n", gateway_refund_id=pan
+        ),
+        lambda: kit.resolve(kit.refunds("pay_1")[0].id, "failed", actor="a", note=f"card {pan}"),
     ]
 
 
@@ -106,6 +140,29 @@ def happy_paths(kit: RefundKit, sandbox: SandboxGateway, clock: FakeClock) -> No
     kit.reconcile()
 
 
+def cli_and_dashboard(sinks: Sinks, kit: RefundKit, db_url: str) -> None:
+    """Canaries typed into the CLI and the dashboard's search box; their output, and the
+    access log line uvicorn writes for the search, join the scan."""
+    runner = CliRunner()
+    for args in (
+        ["refund", "pay_1", "--amount", "1.00", "--reason", CANARIES[1]],
+        ["quote", CANARIES[2]],
+        ["credit", "pay_1", "--amount", "1.00", "--reference", printed(CANARIES[3])[3]],
+        ["refunds", "--status", CANARIES[0]],
+        ["events", "--json"],
+        ["refunds", "--json"],
+        ["journal", "--json"],
+        ["reconcile", "--json"],
+    ):
+        out = runner.invoke(cli, ["--db", db_url, *args])
+        sinks.add(f"cli {args[0]}", f"{out.output}")
+    with capture_access_log() as access, TestClient(create_app(kit, settings())) as client:
+        for typed in printed(CANARIES[0]):
+            access.request(client.get("/payments", params={"q": typed}, follow_redirects=False))
+    assert len(access.lines) == len(printed(CANARIES[0]))
+    sinks.texts += [("access log", line) for line in access.lines]
+
+
 def test_r5_4_canary_cards_never_reach_a_log_an_error_the_store_an_event_or_the_cli(
     kit: RefundKit,
     sandbox: SandboxGateway,
@@ -126,36 +183,24 @@ def test_r5_4_canary_cards_never_reach_a_log_an_error_the_store_an_event_or_the_
     # A webhook carrying a card number is refused before anything is parsed or stored.
     body = json.dumps({"id": "e", "type": "refund.updated", "card": CANARIES[0]}).encode()
     sinks.refused(lambda: kit.handle_gateway_webhook("sandbox", {"sandbox-signature": "x"}, body))
-    runner = CliRunner()
-    for args in (
-        ["refund", "pay_1", "--amount", "1.00", "--reason", CANARIES[1]],
-        ["quote", CANARIES[2]],
-        ["events", "--json"],
-        ["refunds", "--json"],
-        ["journal", "--json"],
-        ["reconcile", "--json"],
-    ):
-        out = runner.invoke(cli, ["--db", db_url, *args])
-        sinks.add(f"cli {args[0]}", f"{out.output}")
+    cli_and_dashboard(sinks, kit, db_url)
+    delivered: list[tuple[str, str]] = []
+
+    def send(url: str, headers: object, body: bytes) -> Outcome:
+        delivered.append((f"webhook to {url}", body.decode()))
+        return Outcome(204)
+
+    endpoint = {"url": "https://hooks.example/in", "secret": new_secret(), "backfill": True}
+    assert kit.deliver_events([endpoint], send=send).delivered
 
     sinks.add("log", caplog.text)
     for event in kit.events():
         sinks.add(f"event {event.type}", json.dumps(event.to_dict()))
-    with kit.store.connect() as conn:
-        for table in TABLES:
-            for row in conn.execute(sa.text(f"SELECT * FROM {table}")):
-                sinks.add(f"table {table}", json.dumps([str(v) for v in row]))
-    sandbox_db = sqlite3.connect(str(tmp_path / "kit.sandbox.db"))
-    try:
-        for (table,) in sandbox_db.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-            for row in sandbox_db.execute(f"SELECT * FROM {table}"):
-                sinks.add(f"sandbox {table}", json.dumps([str(v) for v in row]))
-    finally:
-        sandbox_db.close()
+    sinks.texts += table_dump(kit) + sqlite_dump(tmp_path / "kit.sandbox.db") + delivered
 
     # The scan saw real material: events of every kind, refused inputs, stored cards.
     kinds = {where.split()[0] for where, _ in sinks.texts}
-    assert {"exception", "cli", "log", "event", "table", "sandbox"} <= kinds
+    assert {"exception", "cli", "log", "event", "table", "sandbox", "webhook", "access"} <= kinds
     assert {e.type for e in kit.events()} >= {"charge.refunded", "refund.external"}
     found = [(where, pans) for where, text in sinks.texts if (pans := leaks(text))]
     assert found == []

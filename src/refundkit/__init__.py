@@ -65,6 +65,7 @@ from ._gateway import (
     GatewayRefundStatus,
     GatewayRefundUpdate,
 )
+from ._logs import install as _install_log_filter
 from ._model import (
     Card,
     Destination,
@@ -86,6 +87,9 @@ from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from ._kit import RecoveryReport, RefundKit
+
+# No card number reaches refundkit's logs, uvicorn's access log or a gateway SDK's.
+_install_log_filter()
 
 # The facade pulls in SQLAlchemy; load it on first use so `refundkit --help` stays instant.
 _LAZY = {"RecoveryReport", "RefundKit"}

@@ -41,6 +41,7 @@ from ._delivery_state import EndpointState as EndpointState  # likewise
 from ._errors import ConfigurationError, InvalidInput, WebhookEndpointNotFound
 from ._events import EVENT_TYPES
 from ._store import Store
+from ._validate import refuse_card_numbers
 
 log = logging.getLogger("refundkit.webhooks")
 
@@ -93,6 +94,7 @@ class Endpoint:
     ) -> Endpoint:
         from .webhooks import check_secret
 
+        refuse_card_numbers(url, "a webhook endpoint url")  # it is stored and logged
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigurationError(f"a webhook endpoint url must be http(s)://..., not {url!r}")

@@ -28,6 +28,7 @@ from ._errors import (
 from ._model import Card
 from ._money import Money, check_currency
 from ._money import exponent as iso_exponent
+from ._validate import no_card_numbers
 
 GatewayRefundStatus = Literal["succeeded", "pending", "failed", "reversed"]
 
@@ -141,6 +142,16 @@ class GatewayRefundUpdate:
     amount: Money | None = None
     failure_code: str | None = None
     event_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # A webhook is text from the network: an id holding a card number refuses the whole
+        # webhook (parse_webhook raises) before any update is applied or logged.
+        no_card_numbers(
+            refund_id=self.refund_id,
+            gateway_refund_id=self.gateway_refund_id,
+            failure_code=self.failure_code,
+            event_id=self.event_id,
+        )
 
 
 class Gateway(abc.ABC):

@@ -50,7 +50,7 @@ from ._planner import Plan, PlanResult
 from ._plugins import PluginManager
 from ._policy import PolicyConfig
 from ._schedule import DEFAULT_RETRY_SCHEDULE
-from ._validate import check_idempotency_key, check_money, check_text
+from ._validate import check_idempotency_key, check_money, check_text, no_card_numbers
 
 if TYPE_CHECKING:
     from ._accounting import TrialBalance
@@ -186,6 +186,7 @@ class RefundKit:
 
     def gateway(self, name: str) -> Gateway:
         """The configured gateway instance (created on first use)."""
+        no_card_numbers(gateway=name)
         return self.runtime.gateway(name)
 
     # --- payments ---------------------------------------------------------------------------
@@ -217,6 +218,7 @@ class RefundKit:
         return payments.get(self.runtime, payment_id)
 
     def payments(self, customer_id: str | None = None) -> list[Payment]:
+        no_card_numbers(customer_id=customer_id)
         return payments.listing(self.runtime, customer_id)
 
     def quote(self, payment_id: str) -> Quote:
@@ -267,6 +269,7 @@ class RefundKit:
 
     def refunds(self, payment_id: str | None = None, *, status: str | None = None) -> list[Refund]:
         """Refunds in creation order, of one payment and in one ``RefundStatus`` if given."""
+        no_card_numbers(payment_id=payment_id, status=status)
         if payment_id is not None:
             check_id(payment_id, "payment id")
         return refunds.listing(self.runtime, payment_id, _check_status(status))
@@ -285,6 +288,7 @@ class RefundKit:
         the lookup finds nothing and the gateway's idempotency window still covers the key.
         After the last attempt of the schedule a refund goes to ``manual_review``.
         """
+        no_card_numbers(payment_id=payment_id)
         return recovery.recover(self.runtime, payment_id, force=force)
 
     def recovery_due(self) -> list[tuple[Refund, datetime]]:
@@ -309,6 +313,7 @@ class RefundKit:
         that is wrong or unreachable). Who, when, what and why are kept with the refund and
         carried by the event as ``resolution``.
         """
+        no_card_numbers(status=status)
         return review.resolve(
             self.runtime, refund_id, status, actor=actor, note=note,
             gateway_refund_id=gateway_refund_id, force=force,
@@ -334,12 +339,14 @@ class RefundKit:
         does not list is flagged. Picks one payment, a gateway's payments, or those captured
         ``since``; safe to run again (nothing is imported twice). See docs/reconciliation.md.
         """
+        no_card_numbers(payment_id=payment_id, gateway=gateway)
         return reconcile.reconcile(self.runtime, payment_id, gateway, since)
 
     def handle_gateway_webhook(
         self, gateway: str, headers: Mapping[str, str], body: bytes
     ) -> list[Refund]:
         """Verify and apply a gateway's webhook; duplicates and stale updates change nothing."""
+        no_card_numbers(gateway=gateway)
         return inbound.handle(self.runtime, gateway, headers, body)
 
     # --- events and the journal -------------------------------------------------------------
@@ -352,6 +359,8 @@ class RefundKit:
         refund_id: str | None = None,
     ) -> list[Event]:
         """Outbox events, oldest first; ``after`` is an event id or sequence number."""
+        # A sequence number is never 13 digits long: one that reads as a card number is one.
+        no_card_numbers(after=str(after) if type(after) is int else after, refund_id=refund_id)
         return outbox.events(self.runtime, after, limit, refund_id)
 
     def dispatch_events(self) -> int:
@@ -365,6 +374,7 @@ class RefundKit:
         docs/accounting.md)."""
         from ._accounting import read_lines
 
+        no_card_numbers(refund_id=refund_id)
         return read_lines(self.store, since=since, refund_id=refund_id)
 
     def export_journal(
@@ -374,6 +384,7 @@ class RefundKit:
         how many lines were written (docs/accounting.md)."""
         from ._accounting import write_export
 
+        no_card_numbers(format=format)
         return write_export(self.journal(since=since), out, format)
 
     def trial_balance(self) -> TrialBalance:
@@ -402,12 +413,14 @@ class RefundKit:
         """Deliveries per (event, endpoint); ``status="failed"`` lists the dead letters."""
         from ._delivery import list_deliveries
 
+        no_card_numbers(status=status, event_id=event_id)
         return list_deliveries(self.store, status=status, event_id=event_id)
 
     def retry_event(self, event_id: str) -> int:
         """Deliver a dead-lettered event again, with a fresh retry horizon."""
         from ._delivery import retry_event
 
+        no_card_numbers(event_id=event_id)
         return retry_event(self.store, event_id, self.clock())
 
     def webhook_endpoints(self) -> list[EndpointState]:
@@ -420,6 +433,7 @@ class RefundKit:
         """Re-enable an endpoint a 410 Gone disabled; returns how many deliveries resume."""
         from ._delivery import enable_endpoint
 
+        no_card_numbers(url=url)
         return enable_endpoint(self.store, url, self.clock())
 
     # --- customer balance and planning ------------------------------------------------------
@@ -438,6 +452,7 @@ class RefundKit:
     ) -> Money:
         """Spend ``amount`` of the customer's balance on ``reference`` (e.g. an invoice id),
         lot by lot, ``oldest_first`` (default) or ``newest_first``; returns what is left."""
+        no_card_numbers(order=order)
         return balances.redeem(self.runtime, customer_id, amount, reference, order)
 
     def issue_credit(
@@ -467,6 +482,7 @@ class RefundKit:
         ``refundkit._planner.STRATEGIES``. Each leg is within its source's quote now; what
         cannot go back is ``plan.unrefundable``, with ``plan.reason`` in plain words.
         """
+        no_card_numbers(strategy=strategy)
         return planning.plan_refund(self.runtime, customer_id, total, strategy, scope)
 
     def execute(
@@ -489,4 +505,5 @@ class RefundKit:
     ) -> PlanResult:
         """Return ``amount`` of the customer's balance to the cards that funded it: plans over
         the lots (newest first by default), then executes, one refund per funding payment."""
+        no_card_numbers(strategy=strategy)
         return planning.refund_balance(self.runtime, customer_id, amount, strategy, **kw)

@@ -12,31 +12,40 @@ import attrs
 
 from ._errors import CardDataRefused, InvalidInput
 from ._money import Money
+from ._pans import has_pan
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}", re.ASCII)
 
 
 #: 13 digits in a row: the shortest run a card-number scanner (or ``redact_pans``) looks at.
 _CARD_LIKE_RUN = re.compile(r"[0-9]{13}")
+#: Longer than any id, key or line of free text: not worth scanning, refused for its length.
+MAX_SCANNED = 10_000
 
 
 def new_id(prefix: str) -> str:
-    """A fresh random id, ``prefix`` + 24 hex digits, that never holds 13 digits in a row.
+    """A fresh random id, ``prefix`` + 24 hex digits, that can never pass for a card number.
 
-    A hex token has such a run about once in 400 draws and then a one-in-ten chance of passing
-    the Luhn check: it would be masked by redaction and flagged by every card-number scan.
+    A hex token has 13 digits in a row about once in 400 draws, and then a one-in-ten chance of
+    passing the Luhn check: it would be refused as input, masked by redaction and flagged by
+    every card-number scan. It also ends with a letter, so an id with a suffix joined by a
+    separator (a plan leg's key, ``pln_….1``) cannot join digits into one either.
     """
     while True:
         token = secrets.token_hex(12)
-        if not _CARD_LIKE_RUN.search(token):
+        if not _CARD_LIKE_RUN.search(token) and not token[-1].isdigit():
             return prefix + token
 
 
 def check_id(value: object, what: str) -> str:
     """Ids are short printable ASCII tokens; anything else is refused before it is stored.
 
-    The refused value is not echoed: it could be a card number typed into the wrong field.
+    An id holding a card number (``_pans``: written plain or with separators, Luhn-valid, an
+    issuer's prefix) is refused with ``CardDataRefused``, whatever else is wrong with it. The
+    refused value is never echoed.
     """
+    if type(value) is str and len(value) <= MAX_SCANNED and has_pan(value):
+        raise CardDataRefused(f"{what} looks like it holds a card number; it was refused")
     if type(value) is not str or not _ID_RE.fullmatch(value):
         raise InvalidInput(
             f"{what} must be 1-128 characters of letters, digits, '_', '-', '.', ':'"

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._errors import CardDataRefused, InvalidIdempotencyKey, InvalidInput, InvalidMoney
-from ._model import Card, Destination
+from ._model import MAX_SCANNED, Card, Destination
 from ._money import Money
-from ._pans import find_pans
+from ._pans import has_pan
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)  # printable ASCII, no spaces
 _TEXT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
@@ -34,13 +34,26 @@ def check_money(value: object, what: str) -> Money:
     return value
 
 
+def refuse_card_numbers(value: object, what: str) -> None:
+    """``CardDataRefused`` when ``value`` is text holding a card number (``_pans``), in any
+    of the ways one gets written; the value is never echoed. Other values pass."""
+    if isinstance(value, str) and len(value) <= MAX_SCANNED and has_pan(value):
+        raise CardDataRefused(f"{what} looks like it holds a card number; it was not stored")
+
+
+def no_card_numbers(**fields: object) -> None:
+    """``refuse_card_numbers`` for each field, named by its keyword (``payment_id=...``): for
+    filters and names that are looked up, not stored, but may reach an error or a log."""
+    for name, value in fields.items():
+        refuse_card_numbers(value, name.replace("_", " "))
+
+
 def check_text(value: str | None, what: str) -> str | None:
     if value is None:
         return None
+    refuse_card_numbers(value, what)
     if type(value) is not str or not _TEXT_RE.fullmatch(value):
         raise InvalidInput(f"{what} must be 1-200 characters without control characters")
-    if find_pans(value):
-        raise CardDataRefused(f"{what} looks like it holds a card number; it was not stored")
     return value
 
 
@@ -53,13 +66,12 @@ def need(value: str | None, what: str) -> str:
 def check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
+    # Keys are stored and shown: a card number pasted there must not be (R-5.4).
+    refuse_card_numbers(value, "the idempotency key")
     if type(value) is not str or not _KEY_RE.fullmatch(value):
         raise InvalidIdempotencyKey(
             "an idempotency key is 1-255 printable ASCII characters without spaces"
         )
-    if find_pans(value):
-        # Keys are stored and shown: a card number pasted there must not be (R-5.4).
-        raise CardDataRefused("the idempotency key looks like a card number; it was refused")
     return value
 
 
@@ -82,6 +94,7 @@ def check_since(since: datetime | None) -> datetime | None:
 
 
 def check_destination(value: Destination | str) -> Destination:
+    refuse_card_numbers(value, "destination")
     try:
         return Destination(value)
     except ValueError:
@@ -98,6 +111,9 @@ def check_card(card: Card | Mapping[str, Any] | None) -> Card | None:
         raise CardDataRefused(
             f"card data {sorted(secret)} is never accepted: pass brand, last4 and expiry only"
         )
+    for key, value in card.items():
+        refuse_card_numbers(key, "a card field's name")
+        refuse_card_numbers(value, "a card field")
     try:
         return Card(**card)
     except TypeError as exc:

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _store as st
 from ._errors import (
+    CardDataRefused,
     RefundkitError,
     UnknownGateway,
     WebhookUnprocessable,
@@ -147,7 +148,7 @@ def webhook_routes(
             )
         except UnknownGateway:
             return _unknown(gateway)
-        except WebhookVerificationError as exc:
+        except (WebhookVerificationError, CardDataRefused) as exc:  # the sender's mistake: 400
             log.warning("refused a webhook for %s: %s (%s)", gateway, exc.code, exc)
             return _error(400, exc.code, str(exc))
         except WebhookUnprocessable as exc:

@@ -21,6 +21,7 @@ import click
 from .. import __version__
 from .._config import CONFIG_ENV, DEFAULT_CONFIG, Config, load_config
 from .._errors import GatewayError, RefundkitError, RefundNotAllowed
+from .._pans import redact_pans
 from ._render import one_line
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class CliFailure(click.ClickException):
         as_json: bool = False,
         note: str = "",
     ) -> None:
+        message = redact_pans(message)  # click's usage errors echo what was typed
         super().__init__(message)
         self.code = code
         self.exit_code = exit_code  # type: ignore[misc]  # per failure, not per class

@@ -31,12 +31,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from .._approvals import Allowance, Approval, Approvals
-from .._errors import GatewayError, InvalidInput, InvalidPlan, NotFound, RefundkitError
+from .._errors import (
+    CardDataRefused,
+    GatewayError,
+    InvalidInput,
+    InvalidPlan,
+    NotFound,
+    RefundkitError,
+)
 from .._kit import RefundKit
 from .._model import Payment, Refund, new_id
 from .._money import Money
 from .._pans import redact_pans
 from .._planner import Plan, PlanResult
+from .._validate import refuse_card_numbers
 from ._middleware import SecurityHeaders, SessionCookie
 from ._proxy import TrustedProxies
 from ._sessions import Sessions
@@ -190,6 +198,7 @@ class Dashboard:
 
     def payments(self, request: Request, form: FormData) -> Response:
         q = request.query_params.get("q", "").strip()
+        refuse_card_numbers(q, "the search")  # refundkit holds none: not searched, not shown
         found = [p for p in self.kit.payments() if _matches(p, q)]
         listed = found[:LISTED]
         return self.render(request, "payments.html", q=q, payments=listed,
@@ -249,6 +258,7 @@ class Dashboard:
         try:
             if not reason:
                 raise InvalidInput("Give a reason for the refund.")
+            refuse_card_numbers(amount_text, "the amount")  # else it is filled back in
             amount = Money.parse(amount_text, payment.amount.currency)
             why = self._over_allowance(user, payment.customer_id, [(payment_id, amount)])
             if why is not None:
@@ -268,6 +278,8 @@ class Dashboard:
             if exc.refund is None:
                 return self.payment_page(request, payment_id, 502, str(exc), amount_text, reason)
             refund = exc.refund
+        except CardDataRefused as exc:  # not filled back in: the page would show it again
+            return self.payment_page(request, payment_id, 400, str(exc))
         except RefundkitError as exc:
             return self.payment_page(request, payment_id, 400, str(exc), amount_text, reason)
         flash(request, refund.status.value, _refund_sentence(refund), refund.id)

@@ -93,8 +93,15 @@ def run_server(
     tls: TLS | None = None,
 ) -> None:
     """uvicorn, trusting no proxy headers of its own: the dashboard believes
-    ``X-Forwarded-For`` only from ``[dashboard] trusted_proxies`` (``_proxy``)."""
+    ``X-Forwarded-For`` only from ``[dashboard] trusted_proxies`` (``_proxy``). Its access log
+    writes each request's path and query: the card-number filter (``refundkit._logs``, put on
+    uvicorn's loggers when refundkit is imported, again here) redacts one typed into a search
+    box or a URL."""
     import uvicorn
+
+    from .._logs import install
+
+    install()
 
     scheme = "https" if tls else "http"
     echo(f"Serving on {scheme}://{host}:{port} (Ctrl+C to stop)")

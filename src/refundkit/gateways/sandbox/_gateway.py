@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Final
 import attrs
 
 from ..._errors import (
+    CardDataRefused,
     ConfigurationError,
     GatewayAuthenticationError,
     GatewayDeclined,
@@ -476,6 +477,8 @@ def _update(event: dict[str, Any]) -> GatewayRefundUpdate:
             failure_code=_opt_str(data.get("failure_code")),
             event_id=event["id"],
         )
+    except CardDataRefused:
+        raise  # an id holding a card number: refused as such, not as a malformed event
     except (KeyError, ValueError, InvalidMoney) as exc:
         raise WebhookUnprocessable(f"sandbox webhook event is malformed: {exc}") from None
 
