@@ -21,7 +21,14 @@ from typing import Any, Literal
 
 import attrs
 
-from ._errors import CurrencyMismatch, InvalidInput, InvalidMoney, InvalidMoneyType, InvalidPlan
+from ._errors import (
+    CardDataRefused,
+    CurrencyMismatch,
+    InvalidInput,
+    InvalidMoney,
+    InvalidMoneyType,
+    InvalidPlan,
+)
 from ._model import Card, Limit, check_id
 from ._money import Money
 
@@ -576,8 +583,8 @@ class Plan:
             )
         try:
             return cls.from_dict(data)
-        except InvalidPlan:
-            raise
+        except (InvalidPlan, CardDataRefused):
+            raise  # a card number in a plan is refused as one, wherever it is
         except InvalidInput as exc:
             raise InvalidPlan(f"not a usable plan: {exc.message}") from None
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from .. import _store as st
 from .._errors import (
+    CardDataRefused,
     ConfigurationError,
     GatewayError,
     StoreUnavailable,
@@ -109,6 +110,7 @@ def _warn_if_still_contradicted(gw: Gateway, refund: Refund, found: GatewayRefun
 #: What ``parse_webhook`` may raise as it is: a refusal of the delivery (not authentic), or a
 #: fault on our side or the gateway's that a retry may cure.
 _PASS_THROUGH = (
+    CardDataRefused,  # refused (400) before anything is applied, never recorded
     WebhookVerificationError,
     WebhookUnprocessable,
     ConfigurationError,

@@ -12,6 +12,7 @@ attempts one window can hold (a blocked name or address adds none).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -86,8 +87,15 @@ class SignInThrottle:
         return max(1, math.ceil((recent[-1] + self.window - now).total_seconds()))
 
 
+#: A digest's digits as letters: a stored key never holds a run of digits (a card number).
+_NO_DIGITS: Final = str.maketrans("0123456789", "ghijklmnop")
+
+
 def _name(name: str) -> str:
-    return "name:" + name.strip().casefold()[:_NAME_CHARS]
+    """The throttle's key for a typed name: a digest, so what was typed (a card number pasted
+    into the wrong field, say) is never stored."""
+    typed = name.strip().casefold()[:_NAME_CHARS].encode("utf-8")
+    return "name:" + hashlib.sha256(typed).hexdigest().translate(_NO_DIGITS)
 
 
 def _addr(address: str) -> str:
