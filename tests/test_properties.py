@@ -17,20 +17,15 @@ from hypothesis import strategies as st
 
 from refundkit import (
     InsufficientRefundableBalance,
-    JournalLine,
-    Limit,
     Money,
-    PolicyContext,
-    Refund,
     RefundKit,
     RefundkitError,
     RefundNotAllowed,
     RefundStatus,
-    hookimpl,
 )
-from refundkit._engine import refunds as refund_service
 from refundkit.gateways.sandbox import OUTCOMES, SIGNATURE_HEADER, SandboxGateway
 
+from ._invariants import check_every_journal, refuse_by_rule, refuse_in_the_amount_check
 from .conftest import FakeClock, record
 
 AMOUNT = 5000  # 50.00 USD
@@ -98,26 +93,9 @@ def check_invariants(kit: RefundKit, sandbox: SandboxGateway) -> None:
             assert local[row["refund_id"]].status.holds_balance
     assert out_at_gateway <= held
     # one journal per succeeded refund, balanced; event ids unique
-    for refund in refunds:
-        check_journals(refund, kit.journal(refund.id))
+    check_every_journal(kit, "pay_1")
     events = kit.events()
     assert len({e.id for e in events}) == len(events)
-
-
-#: The journals a refund in each status has (docs/accounting.md); any other status has none.
-JOURNALS = {RefundStatus.SUCCEEDED: ["refund"], RefundStatus.REVERSED: ["refund", "reversal"]}
-
-
-def check_journals(refund: Refund, lines: Sequence[JournalLine]) -> None:
-    """Exactly the journals the refund's status calls for, each one debit and one credit of
-    the refund's amount (summed here, not by the ledger's own balance check)."""
-    journals: dict[tuple[str, str], list[JournalLine]] = {}
-    for line in lines:
-        journals.setdefault((line.journal_id, line.kind), []).append(line)
-    assert sorted(kind for _, kind in journals) == JOURNALS.get(refund.status, []), refund
-    for entry in journals.values():
-        assert sorted(line.side for line in entry) == ["credit", "debit"], entry
-        assert {line.amount for line in entry} == {refund.amount}, entry
 
 
 def apply_refund(
@@ -236,37 +214,11 @@ def test_no_sequence_over_refunds() -> None:
 # --- the property can fail: a kit that refuses everything does not pass it ---------------------
 
 
-class RefuseEverything:
-    """A policy rule that allows nothing: every quote is 0 and every refund refused."""
-
-    @staticmethod
-    def rule(ctx: PolicyContext) -> Sequence[Limit]:
-        zero = Money.zero(ctx.payment.amount.currency)
-        return [Limit("refuse_everything", zero, "Nothing may be refunded.")]
-
-    @hookimpl
-    def refundkit_policy_rules(self) -> Sequence[object]:
-        return [self.rule]
-
-
-def _refuse(*args: object) -> None:
-    raise RefundNotAllowed("refused by the test", [])
-
-
-def _refuse_by_rule(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    return [RefuseEverything()]
-
-
-def _refuse_in_the_amount_check(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    monkeypatch.setattr(refund_service, "check_amount", _refuse)
-    return []
-
-
 @pytest.mark.parametrize(
     ("refuse", "failure"),
     [
-        (_refuse_by_rule, "the quotes allowed too few refunds"),
-        (_refuse_in_the_amount_check, "that the quote allowed was refused"),
+        (refuse_by_rule, "the quotes allowed too few refunds"),
+        (refuse_in_the_amount_check, "that the quote allowed was refused"),
     ],
     ids=["a policy rule allows nothing", "the amount check refuses every refund"],
 )
