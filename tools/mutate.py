@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import copy
 import difflib
 import os
 import random
@@ -361,30 +362,55 @@ def _describe(original: ast.Module, mutated: ast.Module, site: Site) -> tuple[st
     return before, _shown(after_node, site)
 
 
+def _statements(text: str) -> tuple[ast.Module, list[str]]:
+    """The module's tree and each top-level statement as ``ast.unparse`` writes it."""
+    tree = ast.parse(text)
+    return tree, [ast.unparse(stmt) for stmt in tree.body]
+
+
+def _join(parts: Sequence[str]) -> str:
+    return "\n\n".join(parts) + "\n"
+
+
+def _mutated(original: ast.Module, site: Site) -> tuple[ast.Module, ast.Module, Site]:
+    """The top-level statement ``site`` is in, alone, before and after the change (copying
+    one statement, not the module, keeps listing hundreds of mutants quick)."""
+    name, index = site.path[0]
+    assert name == "body"
+    assert index is not None
+    local = Site((("body", 0), *site.path[1:]), site.action, site.arg)
+    before = ast.Module(body=[original.body[index]], type_ignores=[])
+    after = ast.Module(body=[copy.deepcopy(original.body[index])], type_ignores=[])
+    _apply(after, local)
+    return before, ast.fix_missing_locations(after), local
+
+
 def mutants(target: Target, source: str | None = None) -> list[Mutant]:
     """Every mutant of ``target``'s module, in a fixed order; no two give the same code."""
-    path = PACKAGE / f"{target.module}.py"
-    text = path.read_text(encoding="utf-8") if source is None else source
-    original = ast.parse(text)
+    text = (
+        (PACKAGE / f"{target.module}.py").read_text(encoding="utf-8") if source is None else source
+    )
+    original, parts = _statements(text)
     walk = _Walk(target)
     walk.module(original)
-    baseline = ast.unparse(original)
-    seen = {baseline}
+    seen: set[tuple[int, str]] = set()
     found: list[Mutant] = []
     idents: dict[str, int] = {}
     for site, scope, operator in walk.sites:
-        tree = ast.parse(text)
-        _apply(tree, site)
-        code = ast.unparse(ast.fix_missing_locations(tree))
-        if code in seen:
-            continue
-        seen.add(code)
-        before, after = _describe(original, tree, site)
+        before_tree, tree, local = _mutated(original, site)
+        index = site.path[0][1]
+        assert index is not None
+        part = ast.unparse(tree)
+        if part == parts[index] or (index, part) in seen:
+            continue  # no change, or the same change as an earlier mutant
+        seen.add((index, part))
+        before, after = _describe(before_tree, tree, local)
         ident = f"{target.module}.py::{scope}: {before} -> {after}"
         idents[ident] = idents.get(ident, 0) + 1
         if idents[ident] > 1:
             ident += f" #{idents[ident]}"
         line = getattr(_node_at(original, site.path), "lineno", 0)
+        code = _join([*parts[:index], part, *parts[index + 1 :]])
         found.append(
             Mutant(target.module, len(found) + 1, line, scope, operator, before, after, ident, code)
         )
@@ -393,7 +419,7 @@ def mutants(target: Target, source: str | None = None) -> list[Mutant]:
 
 def original_source(target: Target) -> str:
     """The module as the mutants are written (through ``ast.unparse``), unchanged."""
-    return ast.unparse(ast.parse((PACKAGE / f"{target.module}.py").read_text(encoding="utf-8")))
+    return _join(_statements((PACKAGE / f"{target.module}.py").read_text(encoding="utf-8"))[1])
 
 
 # --- running -----------------------------------------------------------------------------------
