@@ -443,6 +443,34 @@ def test_r6_2_too_many_decimals_message_says_not_rounded() -> None:
         Money.parse("10.005", "USD")
 
 
+@pytest.mark.parametrize("exponent", [-3, -1_000_000])
+def test_r6_2_a_decimal_with_too_many_decimals_is_refused_before_it_is_written_out(
+    exponent: int,
+) -> None:
+    """R-6.2: ``Decimal("1E-1000000")`` is refused by looking at its exponent, not by writing
+    out a million zeros (and echoing them in the message). Kills the removal of the guard in
+    ``_decimal_text`` and ``digits_exp < -max_decimals`` → ``<=`` / ``or`` → ``and``."""
+    value = Decimal(f"1E{exponent}")
+    with pytest.raises(InvalidMoney) as info:
+        Money.parse(value, "USD")
+    assert str(info.value) == f"{value!r} has more decimals than the currency allows"
+
+
+def test_r6_2_a_decimal_with_exactly_the_currencys_decimals_is_accepted() -> None:
+    assert Money.parse(Decimal("1E-2"), "USD") == Money(1, "USD")
+    assert Money.parse(Decimal("-0.001"), "KWD") == Money(-1, "KWD")
+
+
+def test_r6_2_a_decimal_of_more_than_64_digits_is_refused_before_it_is_written_out() -> None:
+    """64 digits is past any storable amount; more are refused without formatting them."""
+    value = Decimal("1" * 65)
+    with pytest.raises(InvalidMoney) as info:
+        Money.parse(value, "USD")
+    assert str(info.value) == f"{value!r} has more decimals than the currency allows"
+    with pytest.raises(InvalidMoney, match="is too large to be an amount"):
+        Money.parse(Decimal("1" * 64), "JPY")
+
+
 def test_r6_2_parse_refuses_huge_digit_strings_with_invalid_money() -> None:
     """R-6.2/R-6.1: a 4301-digit amount is too large; it must be InvalidMoney like 2**63."""
     with pytest.raises(InvalidMoney):
@@ -480,10 +508,25 @@ def test_money_comparisons_within_a_currency() -> None:
     assert not Money.zero("KWD")
 
 
+def test_money_comparisons_at_equality() -> None:
+    """The boundary every cap check stands on: equal is not more, nor less. Kills ``>`` → ``>=``
+    in ``Money.__gt__`` (the over-cap check's ``amount > max_amount``) and its three siblings."""
+    one, same = Money(1, "KWD"), Money(1, "KWD")
+    assert not one > same
+    assert not one < same
+    assert one >= same
+    assert one <= same
+    assert Money(-1, "KWD") < Money.zero("KWD") < one
+
+
 def test_money_equality_and_hash_include_the_currency() -> None:
+    """Equal amounts in two currencies are two values: unequal, and hashed apart (a hash of
+    the amount alone would still make the set below right, only slowly; this says it is not)."""
     assert Money(100, "USD") != Money(100, "EUR")
     assert Money(0, "USD") != Money(0, "JPY")
-    assert hash(Money(100, "USD")) == hash(Money(100, "USD"))
+    assert hash(Money(100, "USD")) != hash(Money(100, "EUR"))
+    assert hash(Money(100, "USD")) != hash(Money(101, "USD"))
+    assert {Money(100, "USD"): "usd", Money(100, "EUR"): "eur"}[Money(100, "EUR")] == "eur"
     assert len({Money(100, "USD"), Money(100, "USD"), Money(100, "EUR")}) == 2
     not_money: object = 100
     assert Money(100, "USD") != not_money
