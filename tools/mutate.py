@@ -60,7 +60,7 @@ class Target:
 
 TARGETS: tuple[Target, ...] = (
     Target("_money", ("tests/test_money.py",)),
-    Target("_policy", ("tests/test_policy.py",)),
+    Target("_policy", ("tests/test_policy_rules.py", "tests/test_policy.py")),
     Target("_planner", ("tests/test_planner.py",)),
     Target("_ledger", ("tests/test_ledger.py", "tests/test_accounting.py")),
     Target(
