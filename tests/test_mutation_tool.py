@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from tools import mutate
+from tools import mutants, mutate
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @functools.cache
-def mutants_of(module: str) -> list[mutate.Mutant]:
+def mutants_of(module: str) -> list[mutants.Mutant]:
     [target] = [t for t in mutate.TARGETS if t.module == module]
-    return mutate.mutants(target)
+    return mutants.mutants(target)
 
 
 SOURCE = '''
@@ -40,8 +40,8 @@ def f(a, b, flag=False):
 
 
 def described(source: str) -> list[tuple[str, str, str]]:
-    target = mutate.Target("example", ("tests/test_example.py",))
-    return [(m.operator, m.before, m.after) for m in mutate.mutants(target, source)]
+    target = mutants.Target("example", ("tests/test_example.py",))
+    return [(m.operator, m.before, m.after) for m in mutants.mutants(target, source)]
 
 
 def test_each_operator_makes_the_change_it_names() -> None:
@@ -96,7 +96,7 @@ def test_the_same_code_gives_the_same_mutants_whatever_the_hash_seed() -> None:
     runs = []
     for seed in ("1", "2"):
         done = subprocess.run(
-            [sys.executable, "tools/mutate.py", "--list", "-m", "_ledger", "-m", "_model"],
+            [sys.executable, "-m", "tools.mutate", "--list", "-m", "_ledger", "-m", "_model"],
             cwd=ROOT, capture_output=True, text=True, timeout=120,
             env={**os.environ, "PYTHONHASHSEED": seed},
         )  # fmt: skip
@@ -107,7 +107,7 @@ def test_the_same_code_gives_the_same_mutants_whatever_the_hash_seed() -> None:
 
 
 @pytest.mark.parametrize("target", mutate.TARGETS, ids=lambda t: t.module)
-def test_every_module_has_its_own_tests_and_distinct_mutant_ids(target: mutate.Target) -> None:
+def test_every_module_has_its_own_tests_and_distinct_mutant_ids(target: mutants.Target) -> None:
     assert all((ROOT / t).is_file() for t in target.tests), target.tests
     found = mutants_of(target.module)
     assert len({m.ident for m in found}) == len(found)
