@@ -25,7 +25,7 @@ from refundkit import (
     Quote,
     RefundNotAllowed,
 )
-from refundkit._policy import check_amount, check_request, quote
+from refundkit._policy import check_amount, check_request, credit_balance, quote
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -287,3 +287,107 @@ def test_a_top_up_partly_spent_from_the_balance_is_capped_by_what_is_left() -> N
         "Only 30.00 USD of this top-up is still in the customer's balance; "
         "20.00 USD was spent on inv_7."
     )
+
+
+# --- limits at their boundaries, and what a quote lists ----------------------------------------
+
+
+def top_up(held: int = 0, **kw: object) -> PolicyContext:
+    """A context for a top-up (a payment into the customer balance); ``kw``: more fields."""
+    return attrs.evolve(
+        context(held, pay=payment(destination=Destination.CUSTOMER_BALANCE)),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_a_top_up_still_whole_in_the_balance_adds_no_limit() -> None:
+    """``left >= remaining`` binds nothing: with as much left as may go back, the payment's own
+    cap is the only limit. Kills ``>=`` → ``>`` in ``customer_balance``."""
+    q = quote(top_up(2000, balance_remaining=usd(3000)))
+    assert (q.max_amount, codes(q)) == (usd(3000), ["payment_cap"])
+
+
+def test_a_top_up_without_a_balance_figure_adds_no_limit() -> None:
+    """Kills the ``left is None`` return removed (and ``or`` → ``and``)."""
+    q = quote(top_up())
+    assert (q.max_amount, q.limits) == (usd(5000), ())
+
+
+def test_the_top_up_rule_leaves_a_card_payment_alone() -> None:
+    """Kills the destination check's return removed in ``customer_balance``."""
+    q = quote(context(balance_remaining=usd(100)))
+    assert (q.max_amount, q.limits) == (usd(5000), ())
+
+
+@pytest.mark.parametrize(
+    ("spent", "on", "sentence"),
+    [
+        (None, (), "Only 30.00 USD of this top-up is still in the customer's balance."),
+        (usd(2000), (), "Only 30.00 USD of this top-up is still in the customer's balance; "
+                        "20.00 USD was spent."),
+        (usd(2000), ("inv_7", "inv_8"), "Only 30.00 USD of this top-up is still in the "
+                                        "customer's balance; 20.00 USD was spent on inv_7, inv_8."),
+    ],
+    ids=["nothing said to be spent", "spent, nowhere named", "spent on two invoices"],
+)  # fmt: skip
+def test_the_top_up_sentence_says_what_was_spent_only_when_known(
+    spent: Money | None, on: tuple[str, ...], sentence: str
+) -> None:
+    """Kills, in ``_spent``: the ``not amount`` return removed and ``if references`` forced."""
+    q = quote(top_up(balance_remaining=usd(3000), balance_spent=spent, balance_spent_on=on))
+    assert [lim.message for lim in q.limits] == [sentence]
+
+
+def test_the_credit_lot_rule_binds_only_below_the_payment() -> None:
+    """As docs/policy.md says: when less of that credit is left than the payment. Kills
+    ``left >= ctx.payment.amount`` → ``>`` (the quote hides it: a limit at the payment's amount
+    is not listed, so the rule is asked directly)."""
+    whole = context(pay=payment(credited=usd(5000)), lot_remaining=usd(5000))
+    assert credit_balance(whole) == []
+    less = attrs.evolve(whole, lot_remaining=usd(4999))
+    assert [(lim.code, lim.amount) for lim in credit_balance(less)] == [
+        ("credit_balance", usd(4999))
+    ]
+
+
+def test_a_limit_at_the_payments_amount_is_not_listed() -> None:
+    """A quote lists the limits that keep a refund below the payment (and full-only ones).
+    Kills ``lim.amount < ctx.payment.amount`` → ``<=``."""
+
+    def at_payment(ctx: PolicyContext) -> Sequence[Limit]:
+        return [Limit("at_payment", ctx.payment.amount, "No tighter than the payment.")]
+
+    q = quote(context(), [at_payment])
+    assert (q.max_amount, q.limits) == (usd(5000), ())
+
+
+def test_one_minor_unit_left_is_refundable() -> None:
+    """Kills ``refundable=max_amount.amount > 0`` → ``> 1``."""
+    q = quote(context(held=4999))
+    assert (q.refundable, q.max_amount) == (True, usd(1))
+    check_amount(q, usd(1))
+
+
+@pytest.mark.parametrize(
+    ("ctx", "full_only"),
+    [
+        (context(pay=payment(1), caps=Capabilities(partial_refunds=False)), True),
+        (context(pay=payment(disputed=True), caps=Capabilities(partial_refunds=False)), False),
+    ],
+    ids=["one minor unit, whole only", "nothing refundable"],
+)
+def test_a_quote_is_full_only_when_something_may_go_back_whole(
+    ctx: PolicyContext, full_only: bool
+) -> None:
+    """Kills ``max_amount.amount > 0`` → ``>= 0`` / ``> 1`` in ``full_only``."""
+    assert quote(ctx).full_only is full_only
+
+
+def test_an_over_cap_refusal_names_only_the_limits_below_the_amount() -> None:
+    """Asked for 30.00 with 25.00 left of the top-up and 30.00 under the payment cap: only the
+    top-up's limit is why not. Kills ``lim.amount < amount`` → ``<=`` in ``check_amount``."""
+    q = quote(top_up(2000, balance_remaining=usd(2500)))
+    assert codes(q) == ["customer_balance", "payment_cap"]
+    with pytest.raises(InsufficientRefundableBalance) as info:
+        check_amount(q, usd(3000))
+    assert [lim.code for lim in info.value.limits] == ["customer_balance"]
