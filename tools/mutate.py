@@ -51,7 +51,41 @@ TARGETS: tuple[Target, ...] = (
 
 #: Mutants that cannot change behaviour, by id (``--list`` prints ids), with the reason.
 #: docs/testing.md lists the same ones; tests/test_mutation_tool.py keeps the two in step.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "_money.py::Money.min: self <= other -> self < other": (
+        "on a tie it returns the other of two equal values; Money is a frozen value, never "
+        "compared by identity"
+    ),
+    "_policy.py::quote: max_amount.amount < 0 -> max_amount.amount <= 0": (
+        "a maximum of exactly zero is replaced by Money.zero of the same currency: an equal value"
+    ),
+    "_policy.py::quote: max_amount.amount < 0 -> max_amount.amount < 1": (
+        "amounts are integers: < 1 is <= 0, and a zero maximum becomes an equal zero"
+    ),
+    "_planner.py::_first_cover: return None -> pass": (
+        "the function's last statement: falling off its end returns None too"
+    ),
+    "_planner.py::_greedy: if source.limits: -> if True:": (
+        "_Reasons.add of a source without limits loops over nothing"
+    ),
+    "_planner.py::_greedy: source.available if available == remaining else Money(remaining, "
+    "total.currency) -> source.available if False else Money(remaining, total.currency)": (
+        "when available == remaining the two are equal Money values (same amount; _checked "
+        "refused any other currency)"
+    ),
+    "_planner.py::_single_source: if source.limits: -> if True:": (
+        "_Reasons.add of a source without limits loops over nothing"
+    ),
+    "_ledger.py::is_balanced: line.side == 'debit' -> line.side != 'debit'": (
+        "flips the sign of every line, so every total is negated; a total is zero exactly "
+        "when its negation is"
+    ),
+    "_ledger.py::is_balanced: totals.get(key, 0) + sign * line.amount.amount -> "
+    "totals.get(key, 0) - sign * line.amount.amount": (
+        "sums the negated lines, so every total is negated; a total is zero exactly when its "
+        "negation is"
+    ),
+}
 
 # --- running -----------------------------------------------------------------------------------
 
