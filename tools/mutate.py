@@ -262,28 +262,29 @@ def _where(m: Mutant) -> str:
 
 
 def score(results: Sequence[Result]) -> tuple[float, float]:
-    """Killed share of all mutants, and of those not known to be equivalent (in %)."""
+    """The mutation score: the killed share of the mutants not known to be equivalent; and the
+    killed share of all of them (in %)."""
     caught = sum(r.caught for r in results)
     equivalent = sum(r.status == "equivalent" for r in results)
     total = len(results)
     return (
-        100.0 * caught / total if total else 100.0,
         100.0 * caught / (total - equivalent) if total > equivalent else 100.0,
+        100.0 * caught / total if total else 100.0,
     )
 
 
 def summary_table(by_module: dict[str, list[Result]]) -> list[str]:
     lines = [
         f"{'module':<10}{'mutants':>8}{'killed':>8}{'timeout':>8}{'equiv.':>8}{'survived':>9}"
-        f"{'error':>6}{'score':>8}{'w/o equiv.':>12}"
+        f"{'error':>6}{'score':>8}{'of all':>8}"
     ]
     for module, results in by_module.items():
         count = {s: sum(r.status == s for r in results) for s in _MARK}
-        raw, adjusted = score(results)
+        mutation_score, of_all = score(results)
         lines.append(
             f"{module:<10}{len(results):>8}{count['killed']:>8}{count['timeout']:>8}"
             f"{count['equivalent']:>8}{count['survived']:>9}{count['error']:>6}"
-            f"{raw:>7.1f}%{adjusted:>11.1f}%"
+            f"{mutation_score:>7.1f}%{of_all:>7.1f}%"
         )
     return lines
 
