@@ -18,7 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from refundkit._currencies import EXPONENTS, ISO4217_VERSION
-from refundkit._errors import CurrencyMismatch, InvalidInput, InvalidMoney, RefundkitError
+from refundkit._errors import (
+    CurrencyMismatch,
+    InvalidInput,
+    InvalidMoney,
+    InvalidMoneyType,
+    RefundkitError,
+)
 from refundkit._money import MAX_AMOUNT, Money, check_currency, exponent
 
 INT64_MAX = 2**63 - 1
@@ -190,6 +196,15 @@ def test_r6_3_lowercase_currency_message_names_the_upper_case_code() -> None:
         Money(100, "usd")
 
 
+@pytest.mark.parametrize("code", ["XAU", "ABC", "usdx"])
+def test_r6_3_an_unknown_code_is_called_unknown_not_a_case_slip(code: str) -> None:
+    """Only a code whose upper case is known gets "use 'USD'". Kills the test of
+    ``currency.upper() in EXPONENTS`` forced true."""
+    with pytest.raises(InvalidMoney) as info:
+        Money(100, code)
+    assert str(info.value) == (f"unknown currency {code!r}: not an ISO 4217 code with minor units")
+
+
 def test_r6_3_str_subclass_currency_is_refused() -> None:
     """R-6.3: only an exact str is a currency code (a subclass could override __eq__/__hash__)."""
 
@@ -239,6 +254,20 @@ def test_r6_1_money_refuses_non_int_and_out_of_range_amounts(amount: Any) -> Non
     with pytest.raises(InvalidMoney) as info:
         Money(amount, "USD")
     assert_invalid_money(info.value)
+
+
+@pytest.mark.parametrize(
+    ("amount", "hint"), [("1.00", True), (Decimal("1.00"), True), (1.0, False), (None, False)]
+)
+def test_r6_1_a_decimal_string_is_pointed_to_the_parser(amount: Any, hint: bool) -> None:
+    """R-6.1: a str or Decimal amount is told to use ``Money.parse()``; a float is not (it has
+    no exact decimal form to parse). Kills the hint's condition forced either way."""
+    with pytest.raises(InvalidMoneyType) as info:
+        Money(amount, "USD")
+    assert str(info.value).startswith(
+        f"amount must be an int of minor units, not {type(amount).__name__}"
+    )
+    assert ("; use Money.parse() for decimal strings" in str(info.value)) is hint
 
 
 def test_r6_1_int_subclass_is_refused() -> None:
@@ -443,6 +472,52 @@ def test_r6_2_too_many_decimals_message_says_not_rounded() -> None:
         Money.parse("10.005", "USD")
 
 
+@pytest.mark.parametrize("exponent", [-3, -1_000_000])
+def test_r6_2_a_decimal_with_too_many_decimals_is_refused_before_it_is_written_out(
+    exponent: int,
+) -> None:
+    """R-6.2: ``Decimal("1E-1000000")`` is refused by looking at its exponent, not by writing
+    out a million zeros (and echoing them in the message). Kills the removal of the guard in
+    ``_decimal_text`` and ``digits_exp < -max_decimals`` → ``<=`` / ``or`` → ``and``."""
+    value = Decimal(f"1E{exponent}")
+    with pytest.raises(InvalidMoney) as info:
+        Money.parse(value, "USD")
+    assert str(info.value) == f"{value!r} has more decimals than the currency allows"
+
+
+def test_r6_2_a_decimal_with_exactly_the_currencys_decimals_is_accepted() -> None:
+    assert Money.parse(Decimal("1E-2"), "USD") == Money(1, "USD")
+    assert Money.parse(Decimal("-0.001"), "KWD") == Money(-1, "KWD")
+
+
+def test_r6_2_a_decimal_of_more_than_64_digits_is_refused_before_it_is_written_out() -> None:
+    """64 digits is past any storable amount; more are refused without formatting them."""
+    value = Decimal("1" * 65)
+    with pytest.raises(InvalidMoney) as info:
+        Money.parse(value, "USD")
+    assert str(info.value) == f"{value!r} has more decimals than the currency allows"
+    with pytest.raises(InvalidMoney, match="is too large to be an amount"):
+        Money.parse(Decimal("1" * 64), "JPY")
+
+
+def test_r6_2_more_than_19_whole_digits_are_refused_before_int() -> None:
+    """19 digits still reach ``int()`` (and Money's own range check); 20 never could fit an
+    amount and are refused by the parser first. Kills ``_MAX_WHOLE_DIGITS`` 19 → 20."""
+    with pytest.raises(InvalidMoney, match=r"more than 2\*\*63 - 1 minor units"):
+        Money.parse("9" * 19, "JPY")
+    with pytest.raises(InvalidMoney) as info:
+        Money.parse("1" + "0" * 19, "JPY")
+    assert str(info.value) == "'10000000000000000000'... is too large to be an amount"
+    assert Money.parse("000" + "9" * 18, "JPY") == Money(10**18 - 1, "JPY")  # zeros don't count
+
+
+@pytest.mark.parametrize("value", [Decimal("1E+1"), Decimal("5E+3")])
+def test_r6_2_a_decimal_in_exponent_form_is_refused_even_for_a_whole_number(value: Decimal) -> None:
+    """Kills ``digits_exp > 0`` → ``> 1`` (``Decimal("1E+1")`` would have become 10)."""
+    with pytest.raises(InvalidMoney, match="exponent notation is not accepted"):
+        Money.parse(value, "JPY")
+
+
 def test_r6_2_parse_refuses_huge_digit_strings_with_invalid_money() -> None:
     """R-6.2/R-6.1: a 4301-digit amount is too large; it must be InvalidMoney like 2**63."""
     with pytest.raises(InvalidMoney):
@@ -480,10 +555,25 @@ def test_money_comparisons_within_a_currency() -> None:
     assert not Money.zero("KWD")
 
 
+def test_money_comparisons_at_equality() -> None:
+    """The boundary every cap check stands on: equal is not more, nor less. Kills ``>`` → ``>=``
+    in ``Money.__gt__`` (the over-cap check's ``amount > max_amount``) and its three siblings."""
+    one, same = Money(1, "KWD"), Money(1, "KWD")
+    assert not one > same
+    assert not one < same
+    assert one >= same
+    assert one <= same
+    assert Money(-1, "KWD") < Money.zero("KWD") < one
+
+
 def test_money_equality_and_hash_include_the_currency() -> None:
+    """Equal amounts in two currencies are two values: unequal, and hashed apart (a hash of
+    the amount alone would still make the set below right, only slowly; this says it is not)."""
     assert Money(100, "USD") != Money(100, "EUR")
     assert Money(0, "USD") != Money(0, "JPY")
-    assert hash(Money(100, "USD")) == hash(Money(100, "USD"))
+    assert hash(Money(100, "USD")) != hash(Money(100, "EUR"))
+    assert hash(Money(100, "USD")) != hash(Money(101, "USD"))
+    assert {Money(100, "USD"): "usd", Money(100, "EUR"): "eur"}[Money(100, "EUR")] == "eur"
     assert len({Money(100, "USD"), Money(100, "USD"), Money(100, "EUR")}) == 2
     not_money: object = 100
     assert Money(100, "USD") != not_money

@@ -18,6 +18,9 @@ from refundkit._planner import (
     STRATEGIES,
     Allocation,
     Leg,
+    LegResult,
+    Plan,
+    PlanResult,
     Source,
     allocate,
     candidate_order,
@@ -519,3 +522,199 @@ def test_single_source_refusal_lists_the_largest(sources: list[Source], max_list
     assert listed == [s.payment_id for s in by_size(positive)[:max_listed]]
     more = len(positive) - len(listed)
     assert (f" and {more} more." in plan.reason) == (more > 0)
+
+
+# --- gaps a mutation run found (issue 24; tools/mutate.py names each mutant) ------------------
+
+
+def test_a_source_is_known_by_its_payment_invoice_and_lot() -> None:
+    """Kills ``Source.key``'s return removed, and ``label``'s branches."""
+    plain = Source("pay_9", "sandbox", T0, usd("1.00"))
+    assert (plain.key, plain.label()) == (("pay_9", None, None), "pay_9")
+    paid = src(1, "1.00")
+    assert (paid.key, paid.label()) == (("pay_1", "inv_1", None), "pay_1 (inv_1)")
+    lot = src(2, "1.00", lot="lot_ab")
+    assert (lot.key, lot.label()) == (("pay_2", None, "lot_ab"), "pay_2 (balance lot lot_ab)")
+
+
+def test_a_leg_without_a_card_says_so() -> None:
+    """Kills ``self.card.to_dict() if self.card else None`` with the test forced true."""
+    leg = Leg("pay_1", usd("1.00"), "sandbox")
+    assert leg.to_dict()["card"] is None
+    assert Leg.from_dict(leg.to_dict()) == leg
+
+
+def test_a_leg_of_one_minor_unit_loads() -> None:
+    """Kills ``amount.amount <= 0`` → ``<= 1`` in ``Leg.from_dict``."""
+    leg = Leg.from_dict({"payment_id": "pay_1", "amount": 1, "currency": "USD", "gateway": "gw"})
+    assert leg.amount == Money(1, "USD")
+
+
+@pytest.mark.parametrize("load", [Leg.from_dict, Allocation.from_dict])
+def test_a_leg_or_allocation_must_be_a_mapping(load: Any) -> None:
+    """Kills the body of ``if not isinstance(d, Mapping)`` removed (a list raised TypeError)."""
+    with pytest.raises(InvalidInput, match="must be a mapping, not list"):
+        load([("amount", 100)])
+
+
+def _saved(**change: Any) -> dict[str, Any]:
+    d = allocate(usd("5.00"), "newest_first", [src(1, "9.00")]).to_dict()
+    return {**d, **change}
+
+
+def test_a_saved_plan_with_legs_in_mixed_currencies_does_not_load() -> None:
+    """A saved allocation in USD whose leg is in EUR is refused. Kills the removal of the
+    leg-currency check in ``Allocation.from_dict`` (the loop, or the body of its ``if``)."""
+    leg = {**_saved()["legs"][0], "currency": "EUR"}
+    with pytest.raises(CurrencyMismatch, match="a leg of pay_1 is not in USD"):
+        Allocation.from_dict(_saved(legs=[leg]))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"legs": "pay_1"}, "an allocation's legs must be a list"),
+        ({"reason": 7}, "an allocation's reason must be a string or null"),
+    ],
+)
+def test_a_saved_allocation_is_checked_as_strictly_as_new_input(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        Allocation.from_dict(_saved(**change))
+
+
+def test_a_saved_allocation_names_a_missing_key() -> None:
+    d = _saved()
+    del d["unrefundable"]
+    with pytest.raises(InvalidInput, match="an allocation needs 'unrefundable'"):
+        Allocation.from_dict(d)
+
+
+def test_a_refusal_lists_ten_sources_unless_told_otherwise() -> None:
+    """``max_listed`` defaults to 10. Kills its default ``10`` → ``11``."""
+    sources = [src(n, f"{n}.00") for n in range(1, 13)]
+    refusal = allocate(usd("100.00"), "single_source", sources).reason
+    assert refusal is not None
+    assert refusal.count(" has ") == 10
+    assert "and 2 more." in refusal
+
+
+@pytest.mark.parametrize(("length", "echoed"), [(32, True), (33, False)])
+def test_an_unknown_strategy_is_echoed_only_when_short(length: int, echoed: bool) -> None:
+    """A refused name is echoed only if it looks like one (at most 32 characters). Kills
+    ``len(strategy) <= 32`` → ``< 32`` / ``<= 33``."""
+    name = "x" * length
+    with pytest.raises(InvalidInput) as info:
+        allocate(usd("1.00"), name, [])
+    assert (name in str(info.value)) is echoed
+
+
+def test_of_two_equally_new_covers_the_first_met_is_taken() -> None:
+    """Ties go to the source met first, as in the refusal's listing. Kills ``>`` → ``>=`` in
+    ``_newest_cover``."""
+    plan = allocate(usd("5.00"), "fewest_refunds", [src(1, "9.00", days_ago=3),
+                                                    src(2, "8.00", days_ago=3)])  # fmt: skip
+    assert [leg.payment_id for leg in plan.legs] == ["pay_1"]
+
+
+def test_single_source_with_nothing_available_says_why() -> None:
+    """With no source to list, the refusal gives the sources' limits. Kills the removal of
+    ``reasons.add(source)`` in ``_single_source``."""
+    blocked = src(1, "0.00", limits=(limit("This payment is disputed."),))
+    plan = allocate(usd("10.00"), "single_source", [blocked])
+    assert plan.reason == (
+        "Nothing can be refunded to this customer's payments now. "
+        "Refund the 10.00 USD outside refundkit. pay_1 (inv_1): This payment is disputed."
+    )
+
+
+def test_single_source_refusal_counts_what_the_store_counted() -> None:
+    """``listed_totals`` gives how many sources there are and their sum when the store cut
+    the list. Kills the removal of its use (the ``if`` body, either assignment)."""
+    plan = allocate(usd("100.00"), "single_source", [src(1, "60.00"), src(2, "30.00")],
+                    listed_totals=lambda: (5, usd("120.00")))  # fmt: skip
+    assert plan.reason == (
+        "No single payment can refund 100.00 USD: pay_1 (inv_1) has 60.00 USD refundable, "
+        "pay_2 (inv_2) has 30.00 USD and 3 more. Together they hold 120.00 USD; the "
+        "fewest_refunds strategy can split the refund."
+    )
+
+
+def test_single_source_refusal_suggests_splitting_when_together_they_hold_exactly_enough() -> None:
+    """Kills ``self.together >= total.amount`` → ``>``."""
+    plan = allocate(usd("90.00"), "single_source", [src(1, "60.00"), src(2, "30.00")])
+    assert plan.reason is not None
+    assert plan.reason.endswith(
+        "Together they hold 90.00 USD; the fewest_refunds strategy can split the refund."
+    )
+
+
+# --- plans and their results -------------------------------------------------------------------
+
+
+def _plan() -> Plan:
+    allocation = allocate(usd("90.00"), "newest_first", [src(1, "70.00"), src(2, "0.00")])
+    return Plan("plan_1", "cus_1", "newest_first", None, allocation, {"payment:pay_1": 0},
+                "2026-11-22T10:00:00Z")  # fmt: skip
+
+
+def test_a_plan_reads_its_allocation() -> None:
+    """Kills the returns of ``Plan.legs``, ``total``, ``unrefundable``, ``reason`` and
+    ``leg_key`` removed."""
+    plan = _plan()
+    assert plan.legs == plan.allocation.legs
+    assert len(plan.legs) == 1
+    assert (plan.total, plan.unrefundable) == (usd("90.00"), usd("20.00"))
+    assert plan.reason is not None
+    assert plan.reason.startswith("Only 70.00 USD of the 90.00 USD can go back")
+    assert plan.leg_key(0) == "plan_1.0"
+
+
+def test_a_plan_round_trips_through_a_dict() -> None:
+    plan = _plan()
+    d = plan.to_dict()
+    assert {k: d[k] for k in ("id", "customer_id", "strategy", "scope", "created", "basis")} == {
+        "id": "plan_1", "customer_id": "cus_1", "strategy": "newest_first", "scope": None,
+        "created": "2026-11-22T10:00:00Z", "basis": {"payment:pay_1": 0},
+    }  # fmt: skip
+    assert Plan.from_dict(d) == plan
+
+
+@pytest.mark.parametrize(
+    "basis",
+    [["payment:pay_1"], {"payment:pay_1": "0"}, {"payment:pay_1": 1.0}, {1: 0}],
+    ids=["a list", "a string", "a float", "a number as name"],
+)
+def test_a_saved_plan_basis_maps_names_to_whole_numbers(basis: Any) -> None:
+    """Kills each part of the basis check in ``Plan.from_dict`` (``or`` → ``and``, a ``not``
+    dropped, ``and`` → ``or``, ``is int`` → ``is not int``, the check forced or removed)."""
+    with pytest.raises(InvalidInput, match="plan basis must map names to whole numbers"):
+        Plan.from_dict({**_plan().to_dict(), "basis": basis})
+
+
+def test_a_saved_plan_names_a_missing_key() -> None:
+    d = _plan().to_dict()
+    del d["customer_id"]
+    with pytest.raises(InvalidInput, match="a plan needs 'customer_id'"):
+        Plan.from_dict(d)
+
+
+def test_a_plan_result_by_status_and_as_a_dict() -> None:
+    """Kills ``PlanResult.by_status``'s filter (``==`` → ``!=``, its return removed), its and
+    ``LegResult``'s ``to_dict`` removed, and the error's ``if`` forced either way."""
+    leg = _plan().legs[0]
+    done = LegResult(0, leg, "succeeded", refund_id="rf_1")
+    refused = LegResult(1, leg, "refused", error={"code": "refund_not_allowed"})
+    result = PlanResult("plan_1", (done, refused))
+    assert result.by_status("succeeded") == (done,)
+    assert result.by_status("failed") == ()
+    assert result.to_dict() == {
+        "plan_id": "plan_1",
+        "legs": [
+            {"index": 0, "leg": leg.to_dict(), "status": "succeeded", "refund_id": "rf_1",
+             "error": None},
+            {"index": 1, "leg": leg.to_dict(), "status": "refused", "refund_id": None,
+             "error": {"code": "refund_not_allowed"}},
+        ],
+    }  # fmt: skip

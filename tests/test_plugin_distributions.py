@@ -4,6 +4,7 @@ means": discovery), without its SDK being imported."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,12 +30,34 @@ def _uv() -> str:
     return uv
 
 
-def _run(*args: str | Path, env: dict[str, str] | None = None) -> str:
+def _run(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
     done = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, env=env, timeout=300
+        [str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
     )
     assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+def probe_env(site: Path) -> dict[str, str]:
+    """The probe's environment: the installed wheel first on the path, and nothing of the
+    caller's refundkit settings. A developer's shell may block a plugin the way docs/plugins.md
+    shows (``REFUNDKIT_DISABLED_PLUGINS=stripe``), turn autoloading off or name a config file;
+    inherited, any of these made this test fail outside CI (for Stripe, the first case)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFUNDKIT_")}
+    return {**env, "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1", "COLUMNS": "200"}
+
+
+def test_the_probe_does_not_inherit_the_callers_refundkit_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in [("REFUNDKIT_DISABLED_PLUGINS", "stripe"), ("COLUMNS", "40"),
+                        ("REFUNDKIT_DISABLE_PLUGIN_AUTOLOAD", "1"), ("PYTHONPATH", "/elsewhere"),
+                        ("REFUNDKIT_CONFIG", str(tmp_path / "refundkit.toml"))]:  # fmt: skip
+        monkeypatch.setenv(name, value)
+    env = probe_env(tmp_path / "site")
+    assert not [k for k in env if k.startswith("REFUNDKIT_")]
+    assert (env["PYTHONPATH"], env["COLUMNS"]) == (str(tmp_path / "site"), "200")
+    assert env["PATH"] == os.environ["PATH"]  # the rest is the caller's
 
 
 def test_every_plugin_directory_is_covered() -> None:
@@ -72,7 +95,14 @@ def test_the_built_wheel_is_discovered_through_its_entry_point(
         main()
         """
     )
-    # The installed wheel comes first on the path, ahead of the workspace's editable copy.
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    out = _run(sys.executable, "-c", probe, "gateways", env=env)
-    assert gateway in out
+    # The installed wheel comes first on the path, ahead of the workspace's editable copy; the
+    # probe runs where there is no refundkit.toml, and reads the listing as JSON, not a table
+    # whose width is the terminal's.
+    out = _run(sys.executable, "-c", probe, "gateways", "--json", env=probe_env(site), cwd=tmp_path)
+    listed = {g["name"]: g["distribution"] for g in json.loads(out)["gateways"]}
+    assert listed[gateway] == {"name": dist, "version": _version(module, site)}
+
+
+def _version(module: str, site: Path) -> str:
+    [info] = site.glob(f"{module}-*.dist-info")
+    return info.name.removeprefix(f"{module}-").removesuffix(".dist-info")
